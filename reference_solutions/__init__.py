@@ -1,0 +1,1 @@
+"""Reference implementations of every exercise; imported by the grader only, never by student code."""
