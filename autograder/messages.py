@@ -4,3 +4,88 @@
 SPEC_NOT_FOUND = "assignment {name!r}: no assignment.toml at {path}"
 SPEC_UNREADABLE = "{file}: cannot read the spec: {problem}"
 SPEC_FIELD = "{file}: field '{field}' {problem}"
+
+# Submissions (student-facing)
+NOT_TEXT = "{name} is not a text file (is it a notebook saved as something else?)"
+NOT_A_NOTEBOOK = "{name} could not be read as a Jupyter notebook: {problem}"
+UNREADABLE = "{name} could not be read: {problem}"
+BAD_ZIP = "{name} is not a readable zip archive: {problem}"
+NO_SUCH_FILE = "{path} does not exist"
+
+# Running student code (student-facing)
+TIMEOUT = "Your code did not finish within {seconds} (an endless loop, or far too much work?)."
+TOO_LARGE = "Your code returned more than {limit} MiB of data to the grader."
+BAD_REPLY = "The grader could not read what your code returned: {problem}"
+MISSING_ONE = "'{name}' is not defined in your notebook."
+MISSING_MANY = "{names} are not defined in your notebook."
+LOAD_ERROR = "Cell {cell}, line {line}: {type}: {message}"
+STUDENT_RAISED = "Your code raised {type} while the grader called {call}: {message}"
+STUDENT_LINE = "  at cell {cell}, line {line}: {source}"
+NOT_IMPLEMENTED_HINT = "Hint: remove the `raise NotImplementedError(...)` line once you have filled in the code."
+CRASHED = "The Python process running your code stopped ({how})."
+SIGNALS = {9: "killed, perhaps for using too much memory", 11: "segmentation fault", 6: "aborted"}
+
+
+def missing_symbols(names: list[str]) -> str:
+    if len(names) == 1:
+        return MISSING_ONE.format(name=names[0])
+    return MISSING_MANY.format(names=", ".join(f"'{n}'" for n in names))
+
+
+def student_raised(call: str, error: dict) -> str:
+    text = STUDENT_RAISED.format(type=error.get("type"), call=call, message=error.get("message", ""))
+    if error.get("line"):
+        text += "\n" + STUDENT_LINE.format(cell=error.get("cell"), line=error["line"], source=error.get("source"))
+    if error.get("type") == "NotImplementedError":
+        text += "\n" + NOT_IMPLEMENTED_HINT
+    return text
+
+
+def load_error(error: dict) -> str:
+    return LOAD_ERROR.format(
+        cell=error.get("cell"), line=error.get("line") or "?", type=error.get("type"), message=error.get("message")
+    )
+
+
+def crashed(exitcode: int | None) -> str:
+    if exitcode is None:
+        how = "it stopped answering"
+    elif exitcode < 0:
+        how = f"signal {-exitcode}: {SIGNALS.get(-exitcode, 'killed')}"
+    else:
+        how = f"it exited with status {exitcode}, e.g. through os._exit or exit()"
+    return CRASHED.format(how=how)
+
+
+def describe_value(value: object) -> str:
+    """A short description of an argument, e.g. 'tensor (8, 5) float32'."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"{type(value).__name__} of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_call(label: str, args: tuple, kwargs: dict) -> str:
+    parts = [describe_value(a) for a in args] + [f"{k}={describe_value(v)}" for k, v in kwargs.items()]
+    return f"{label}({', '.join(parts)})"
+
+
+# Grading (student- and instructor-facing)
+WHILE_LOADING = "Loading your notebook failed."
+TOO_MANY_RESTARTS = "Your code's process was lost {n} times; the remaining checks were not run."
+CHECK_SKIPPED = "This check was skipped."
+CHECK_FAILED = "This check failed."
+INTERNAL_ERROR = "The grader could not run this check (an internal error); your instructor has the details."
+POINTS_MISMATCH = "{checks}: the checks for '{exercise}' add up to {got:g} points but assignment.toml gives {want:g}"
+NO_POINTS = "{check}: every check needs @pytest.mark.points(n)"
+NO_SUBMISSION = "these are grading checks: pass --submission PATH (a notebook, .py, folder or zip)"
+NO_CUDA = "--device cuda was requested but CUDA is not available on this machine (use --device cpu or auto)"
+BAD_DEVICE = "--device must be auto, cpu or cuda; got {device!r}"
+CHECKS_BROKEN = "The checks could not be collected ({where}):\n{problem}"
+PYTEST_FAILED = "pytest stopped with exit code {code} while running the checks in {checks}"
+NOT_GRADED = "The grader stopped before reaching this submission; grade it again."
+NO_SUBMISSIONS = "No submissions (.ipynb, .py, or zips of them) found in {paths}"

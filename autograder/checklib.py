@@ -1,0 +1,131 @@
+"""Helpers for writing checks whose failures read as advice to a student.
+
+Every failure has one shape: a headline in the student's terms, the inputs used, expected vs got, a hint.
+Shape, dtype and device are compared before values, so a wrong shape is never reported as "not close".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from autograder.messages import describe_value
+
+
+class CheckFailure(AssertionError):
+    """A check's verdict with the message the student will read."""
+
+
+def fail(headline: str, *, inputs: str = "", details: str = "", hint: str = "") -> None:
+    lines = [headline]
+    if inputs:
+        lines.append(f"Inputs: {inputs}")
+    if details:
+        lines.append(details)
+    if hint:
+        lines.append(f"Hint: {hint}")
+    raise CheckFailure("\n".join(lines))
+
+
+def expect(condition: bool, headline: str, *, inputs: str = "", details: str = "", hint: str = "") -> None:
+    if not condition:
+        fail(headline, inputs=inputs, details=details, hint=hint)
+
+
+def describe_inputs(seed: int | None = None, **named: Any) -> str:
+    """'x (8, 5) float32, labels (8,) int64, seed 3'."""
+    parts = [f"{name} {describe_value(value).removeprefix('tensor ')}" for name, value in named.items()]
+    if seed is not None:
+        parts.append(f"seed {seed}")
+    return ", ".join(parts)
+
+
+def expect_tensor(
+    actual: Any,
+    expected: torch.Tensor,
+    *,
+    what: str,
+    inputs: str = "",
+    hint: str = "",
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool = True,
+    check_device: bool = False,
+) -> None:
+    """`actual` must be a tensor like `expected`: type, shape, dtype (and device), then values."""
+    if not isinstance(actual, torch.Tensor):
+        fail(f"{what} should be a tensor but is {describe_value(actual)}.", inputs=inputs, hint=hint)
+    if actual.shape != expected.shape:
+        fail(
+            f"{what} has the wrong shape--got {tuple(actual.shape)}, expected {tuple(expected.shape)}.",
+            inputs=inputs,
+            hint=hint,
+        )
+    if check_dtype and actual.dtype != expected.dtype:
+        fail(f"{what} has dtype {_dtype(actual)} but {_dtype(expected)} was expected.", inputs=inputs, hint=hint)
+    if check_device and actual.device.type != expected.device.type:
+        fail(f"{what} is on {actual.device} but should be on {expected.device}.", inputs=inputs, hint=hint)
+    difference = value_difference(actual, expected, rtol=rtol, atol=atol)
+    if difference:
+        fail(f"{what} has the wrong values.", inputs=inputs, details=difference, hint=hint)
+
+
+def expect_scalar(
+    actual: Any,
+    expected: float,
+    *,
+    what: str,
+    inputs: str = "",
+    hint: str = "",
+    rtol: float = 1.3e-6,
+    atol: float = 1e-5,
+) -> None:
+    """A number, or a tensor holding one number, close to `expected`."""
+    if isinstance(actual, torch.Tensor):
+        if actual.numel() != 1:
+            fail(f"{what} should be a single number but has shape {tuple(actual.shape)}.", inputs=inputs, hint=hint)
+        value = float(actual.detach().cpu().reshape(()).item())
+    elif isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        value = float(actual)
+    else:
+        fail(f"{what} should be a number but is {describe_value(actual)}.", inputs=inputs, hint=hint)
+    allowed = atol + rtol * abs(expected)
+    if not abs(value - expected) <= allowed:
+        fail(
+            f"{what} is wrong.",
+            inputs=inputs,
+            details=f"Expected {expected:.6g} but got {value:.6g} (difference {abs(value - expected):.3g}, "
+            f"up to {allowed:.1g} allowed).",
+            hint=hint,
+        )
+
+
+def value_difference(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float | None, atol: float | None) -> str:
+    """'' when close; else how many elements differ, the first one, and the greatest difference."""
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    try:
+        torch.testing.assert_close(a, e, rtol=rtol, atol=atol, equal_nan=False, check_dtype=False)
+        return ""
+    except AssertionError:
+        pass
+    rtol_, atol_ = (rtol, atol) if rtol is not None and atol is not None else _default_tolerance(expected.dtype)
+    bad = ~torch.isclose(a, e, rtol=rtol_, atol=atol_)
+    count = int(bad.sum())
+    index = tuple(int(i) for i in bad.nonzero()[0]) if count else ()
+    finite = torch.isfinite(a - e)
+    greatest = float((a - e).abs()[finite].max()) if finite.any() else float("nan")
+    first = f"at index {index}: expected {float(e[index]):.6g}, got {float(a[index]):.6g}" if count else ""
+    return (
+        f"{count} of {a.numel()} values differ; first {first}. Greatest absolute difference {greatest:.3g} "
+        f"(allowed: {atol_:.1g} + {rtol_:.1g} x |expected|)."
+    )
+
+
+def _default_tolerance(dtype: torch.dtype) -> tuple[float, float]:
+    return (1e-7, 1e-7) if dtype == torch.float64 else (1.3e-6, 1e-5)
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")

@@ -1,0 +1,166 @@
+"""Command line: `autograder grade | check | demo | list`. A thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autograder import report
+from autograder.grader import GradingError, grade
+from autograder.paths import BUILTIN_ASSIGNMENTS, EXAMPLES_DIR
+from autograder.pytest_plugin import DEFAULT_TIMEOUT, GradingOptions, resolve_device
+from autograder.results import SubmissionResult
+from autograder.spec import SpecError, load_assignment
+
+EXIT_OK = 0
+EXIT_TOOL_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description="Grade PyTorch coursework notebooks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    g = commands.add_parser("grade", help="grade submissions of one assignment")
+    g.add_argument("assignment", help="mlp, decoding, spiking, or a path to an assignment folder")
+    g.add_argument("paths", nargs="+", type=Path, help="notebooks, .py files, folders or zips of them")
+    g.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
+    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scoring processes (default: cores)")
+    _add_run_options(g)
+
+    c = commands.add_parser("check", help="run the public checks on your own notebook")
+    c.add_argument("notebook", type=Path)
+    c.add_argument("--assignment", help="which assignment (default: guessed from the notebook)")
+    _add_run_options(c)
+
+    d = commands.add_parser("demo", help="grade the bundled example submissions of every assignment")
+    d.add_argument("--out", type=Path, default=Path("results") / "demo")
+    d.add_argument("--jobs", type=int, default=1)
+    _add_run_options(d)
+
+    commands.add_parser("list", help="list the built-in assignments and their exercises")
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call into student code")
+    parser.add_argument("--execute", choices=("definitions", "all"), default="definitions",
+                        help="run only definitions (default) or every cell, as otter does")  # fmt: skip
+
+
+def _options(args: argparse.Namespace) -> GradingOptions:
+    return GradingOptions(device=resolve_device(args.device), timeout=args.timeout, execute=args.execute)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        if args.command == "grade":
+            cmd_grade(args, console)
+        elif args.command == "check":
+            cmd_check(args, console)
+        elif args.command == "demo":
+            cmd_demo(args, console)
+        else:
+            cmd_list(console)
+    except (SpecError, GradingError, ValueError) as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}", markup=True)
+        return EXIT_TOOL_ERROR
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted; the results written so far are kept")
+        return 130
+    return EXIT_OK
+
+
+def run_with_progress(
+    console: Console, assignment: str | Path, paths: list[Path], out: Path | None, options: GradingOptions, jobs: int
+) -> list[SubmissionResult]:
+    spec = load_assignment(assignment)
+    columns = (TextColumn(f"grading {spec.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[last]}"))  # fmt: skip
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("grade", total=None, last="")
+
+        def started(total: int) -> None:
+            progress.update(task, total=total)
+
+        def graded(result: SubmissionResult) -> None:
+            progress.update(task, advance=1, last=result.submission)
+
+        batch = grade(spec, paths, out_dir=out, options=options, jobs=jobs, on_result=graded, on_start=started)
+    return batch.results
+
+
+def cmd_grade(args: argparse.Namespace, console: Console) -> None:
+    options = _options(args)
+    spec = load_assignment(args.assignment)
+    results = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs)
+    console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
+    console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).")
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> None:
+    options = _options(args)
+    for name in BUILTIN_ASSIGNMENTS:
+        spec = load_assignment(name)
+        results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
+        console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
+        for line in report.feedback_lines(results):
+            console.print(line, markup=False)
+        console.print()
+    console.print(f"Results written to {args.out}/<assignment>/.")
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> None:
+    from autograder.grader import grade_chunk
+    from autograder.submission import load_submissions
+
+    submissions = load_submissions([args.notebook])
+    assignment = args.assignment or report.guess_assignment(submissions[0])
+    spec = load_assignment(assignment)
+    console.print(f"Public checks of '{spec.name}' on {args.notebook}:")
+    results = grade_chunk(spec, submissions, _options(args), public_only=True)
+    for line in report.check_lines(results[0]):
+        console.print(line, markup=False)
+
+
+def cmd_list(console: Console) -> None:
+    for name in BUILTIN_ASSIGNMENTS:
+        spec = load_assignment(name)
+        exercises = ", ".join(f"{e.id} ({e.points:g})" for e in spec.exercises)
+        console.print(f"{spec.name:10} {spec.title}\n{'':10} {exercises}", markup=False)
+
+
+STATUS_STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "missing": "magenta", "error": "red",
+                "timeout": "red"}  # fmt: skip
+MAX_TABLE_ROWS = 60
+
+
+def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], title: str) -> Table:
+    """One row per submission: each exercise's score coloured by status (the status named unless plain)."""
+    table = Table(title=title, title_justify="left", caption=LEGEND, caption_justify="left")
+    table.add_column("submission", overflow="fold")
+    maxima = {e.id: e.max_score for e in results[0].exercises} if results else {}
+    for exercise_id in exercise_ids:
+        table.add_column(f"{exercise_id}\n/{maxima.get(exercise_id, 0):g}", justify="right", overflow="fold")
+    table.add_column(f"total\n/{results[0].max_score:g}" if results else "total", justify="right")
+    if len(results) > MAX_TABLE_ROWS:
+        return report.aggregate_table(table, exercise_ids, results)
+    for result in results:
+        cells = []
+        for exercise in result.exercises:
+            style = STATUS_STYLE.get(exercise.status, "")
+            note = "" if exercise.status in ("passed", "partial", "failed") else f" {exercise.status}"
+            cells.append(f"[{style}]{exercise.score:g}{note}[/]")
+        table.add_row(result.submission, *cells, f"{result.score:g}")
+    return table
+
+
+LEGEND = "[green]passed[/] [yellow]partial[/] [red]failed[/]; missing, error and timeout are named"

@@ -1,0 +1,157 @@
+"""Grading a batch: chunks of submissions, each chunk one pytest session in a scoring process."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from autograder import messages
+from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin
+from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
+from autograder.spec import AssignmentSpec, load_assignment
+from autograder.submission import Submission, load_submissions
+
+GRADING_INI = Path(__file__).with_name("grading_pytest.ini")
+MAX_CHUNK = 8
+
+
+class GradingError(RuntimeError):
+    """The grader itself cannot run (bad checks, bad options); distinct from a submission's failure."""
+
+
+class Executor(Protocol):
+    """Runs chunks of submissions and yields their results as they finish."""
+
+    def run(
+        self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options: GradingOptions
+    ) -> Iterator[list[SubmissionResult]]: ...
+
+
+@dataclass
+class BatchReport:
+    spec: AssignmentSpec
+    results: list[SubmissionResult] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def grade_chunk(
+    spec: AssignmentSpec,
+    submissions: list[Submission],
+    options: GradingOptions,
+    on_result: Callable[[SubmissionResult], None] | None = None,
+    public_only: bool = False,
+) -> list[SubmissionResult]:
+    """Grade submissions in one pytest session in this process; student code runs in worker processes."""
+    plugin = GradingPlugin(submissions, options, on_result=on_result, spec=spec, public_only=public_only)
+    args = [
+        str(spec.checks_dir),
+        "-c", str(GRADING_INI),
+        "--rootdir", str(spec.folder),
+        "--confcutdir", str(spec.folder),
+        "-p", "no:cacheprovider",
+        "-p", "no:terminal",
+        "-p", "no:randomly",
+        "--import-mode=importlib",
+    ]  # fmt: skip
+    code = pytest.main(args, plugins=[plugin])
+    if plugin.fatal_error:
+        raise GradingError(plugin.fatal_error)
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.results:
+        raise GradingError(messages.PYTEST_FAILED.format(code=int(code), checks=spec.checks_dir))
+    graded = {r.submission for r in plugin.results}
+    for sub in submissions:  # a submission pytest never reached still gets a result that says why
+        if sub.name not in graded:
+            lost = error_result(spec, sub.name, sub.path, messages.NOT_GRADED, options.device)
+            plugin.results.append(lost)
+            if on_result:
+                on_result(lost)
+    return plugin.results
+
+
+def _grade_chunk_in_subprocess(folder: str, submissions: list[Submission], options: GradingOptions) -> list[dict]:
+    return [r.to_dict() for r in grade_chunk(load_assignment(folder), submissions, options)]
+
+
+class LocalExecutor:
+    """`--jobs N` scoring processes on this machine (N=1: in this process)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+
+    def run(
+        self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options: GradingOptions
+    ) -> Iterator[list[SubmissionResult]]:
+        if self.jobs == 1:
+            for chunk in chunks:
+                yield grade_chunk(spec, chunk, options)
+            return
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+            pending: set[Future[Any]] = {
+                pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options) for chunk in chunks
+            }
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield [SubmissionResult.from_dict(d) for d in future.result()]
+
+
+def chunked(submissions: list[Submission], jobs: int) -> list[list[Submission]]:
+    """Small enough chunks to keep every scoring process busy and the progress bar moving."""
+    if not submissions:
+        return []
+    size = max(1, min(MAX_CHUNK, math.ceil(len(submissions) / (4 * max(1, jobs)))))
+    return [submissions[i : i + size] for i in range(0, len(submissions), size)]
+
+
+def grade(
+    assignment: str | Path | AssignmentSpec,
+    paths: Sequence[str | Path],
+    *,
+    out_dir: Path | None,
+    options: GradingOptions,
+    executor: Executor | None = None,
+    jobs: int = 1,
+    on_result: Callable[[SubmissionResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`."""
+    spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
+    submissions = load_submissions(paths)
+    if not submissions:
+        raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
+    if on_start:
+        on_start(len(submissions))
+    report = BatchReport(spec, out_dir=out_dir)
+    stems = {s.name: s.stem for s in submissions}
+    executor = executor or LocalExecutor(jobs)
+    try:
+        for results in executor.run(spec, chunked(submissions, jobs), options):
+            for result in results:
+                report.results.append(result)
+                if out_dir is not None:
+                    write_json(out_dir, stems[result.submission], result)
+                if on_result:
+                    on_result(result)
+            if out_dir is not None:
+                _write_csv(out_dir, spec, report.results, stems)
+    finally:
+        if out_dir is not None and report.results:
+            _write_csv(out_dir, spec, report.results, stems)
+    return report
+
+
+def _write_csv(out_dir: Path, spec: AssignmentSpec, results: list[SubmissionResult], stems: dict[str, str]) -> None:
+    order = {name: i for i, name in enumerate(stems)}
+    ordered = sorted(results, key=lambda r: order.get(r.submission, len(order)))
+    atomic_write(out_dir / "grades.csv", grades_csv(spec, ordered))
+
+
+__all__ = ["PLUGIN_NAME", "BatchReport", "GradingError", "LocalExecutor", "grade", "grade_chunk"]

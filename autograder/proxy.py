@@ -1,0 +1,214 @@
+"""The parent's side of a worker: starting it, asking it things with a time limit, and the `student` proxy."""
+
+from __future__ import annotations
+
+import atexit
+import io
+import multiprocessing
+import os
+import pickle
+import shutil
+import signal
+import tempfile
+import weakref
+from typing import Any
+
+import torch
+
+from autograder import messages
+from autograder.paths import PROJECT_ROOT
+from autograder.worker import MAX_REPLY_BYTES, GlobalRef, Handle, WorkerConfig, worker_main
+
+_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+class StudentError(Exception):
+    """The student's code raised while the grader was calling it."""
+
+    def __init__(self, call: str, error: dict[str, Any]) -> None:
+        self.call = call
+        self.error = error
+        super().__init__(messages.student_raised(call, error))
+
+
+class MissingSymbol(Exception):
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(messages.missing_symbols(names))
+
+
+class WorkerLost(Exception):
+    """The worker stopped answering: a time limit, a crash, or a reply the grader will not read."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind  # "timeout", "crash", "too_large", "bad_reply"
+        super().__init__(message)
+
+
+class SubmissionUnreadable(Exception):
+    pass
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
+    # re-import per submission, and none of the scoring process's state (references, checks) in the child.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["autograder.worker"])
+    return context
+
+
+class Worker:
+    """One worker process and the pipe to it."""
+
+    def __init__(self, threads: int = 1, env: dict[str, str] | None = None) -> None:
+        self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
+        config = WorkerConfig(
+            scratch=self.scratch, threads=threads, hidden_paths=(str(PROJECT_ROOT), os.getcwd()), env=env or {}
+        )
+        context = _context()
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
+        self.process.start()
+        child.close()
+        self.seq = 0
+        _live_workers.add(self)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def request(self, op: str, *args: Any, timeout: float) -> Any:
+        """Send one request and wait at most `timeout` seconds for its answer."""
+        self.seq += 1
+        try:
+            self.conn.send((self.seq, op, args))
+            ready = self.conn.poll(timeout)
+        except (BrokenPipeError, EOFError, OSError):
+            raise self._lost() from None
+        if not ready:
+            self.stop()
+            raise WorkerLost("timeout", messages.TIMEOUT.format(seconds=_fmt_seconds(timeout)))
+        try:
+            data = self.conn.recv_bytes(maxlength=MAX_REPLY_BYTES)
+        except EOFError:
+            raise self._lost() from None
+        except OSError:
+            self.stop()
+            raise WorkerLost("too_large", messages.TOO_LARGE.format(limit=MAX_REPLY_BYTES // 2**20)) from None
+        try:
+            reply = torch.load(io.BytesIO(data), weights_only=True, map_location=None)
+        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, AttributeError) as exc:
+            self.stop()
+            raise WorkerLost("bad_reply", messages.BAD_REPLY.format(problem=str(exc).split("\n")[0][:200])) from None
+        if not isinstance(reply, dict) or reply.get("seq") != self.seq:
+            self.stop()
+            raise WorkerLost("bad_reply", messages.BAD_REPLY.format(problem="it did not answer the question asked"))
+        return reply
+
+    def _lost(self) -> WorkerLost:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        self.stop()
+        return WorkerLost("crash", messages.crashed(code))
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def output_tail(self, limit: int = 2000) -> str:
+        try:
+            with open(os.path.join(self.scratch, "output.log"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+@atexit.register
+def _stop_all() -> None:
+    for worker in list(_live_workers):
+        worker.stop()
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+# Keep SIGTERM from leaving orphaned workers: exit through atexit.
+if multiprocessing.current_process().name == "MainProcess" and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, lambda *_: (_stop_all(), os._exit(143)))
+
+
+class RemoteObject:
+    """Something that lives in the worker: a student's function or class, or an object made from them."""
+
+    def __init__(self, session: Any, ref: GlobalRef | Handle, label: str) -> None:
+        self._session = session
+        self._ref = ref
+        self._label = label
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(*args, **kwargs)
+
+    def call(self, *args: Any, seed: int | None = None, **kwargs: Any) -> Any:
+        """Call it in the worker; `seed` seeds torch, numpy and random there right before the call."""
+        description = messages.describe_call(self._label, args, kwargs)
+        return self._session.ask("call", self._ref, args, kwargs, seed, call=description)
+
+    def grad(self, *args: Any, seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
+        description = messages.describe_call(self._label, args, kwargs)
+        return self._session.ask("grad", self._ref, args, kwargs, seed, call=description)
+
+    def describe(self) -> dict[str, Any]:
+        return self._session.ask("describe", self._ref, call=self._label)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._session.ask("getattr", self._ref, name, call=f"{self._label}.{name}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self._ref), tuple(self._ref.__reduce__()[1]))
+
+    def __repr__(self) -> str:
+        return f"<student {self._label}>"
+
+
+def decode(session: Any, value: Any) -> Any:
+    """Turn handles in a reply into RemoteObjects; everything else is already plain data."""
+    if isinstance(value, dict):
+        if "__remote__" in value and isinstance(value["__remote__"], int):
+            return RemoteObject(session, Handle(value["__remote__"]), str(value.get("type", "object")))
+        return {k: decode(session, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(session, v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(decode(session, v) for v in value)
+    return value
+
+
+class StudentProxy:
+    """`student.cross_entropy_loss(x, labels)` runs the student's function in the worker."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> RemoteObject:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in self._session.defined:
+            raise MissingSymbol([name])
+        return RemoteObject(self._session, GlobalRef(name), name)
+
+    def has(self, name: str) -> bool:
+        return name in self._session.defined
+
+    @property
+    def source(self) -> str:
+        """The submission's code, for static checks made in the parent."""
+        return str(self._session.submission.source)

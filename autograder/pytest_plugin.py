@@ -1,0 +1,392 @@
+"""pytest plugin that turns `assignments/<a>/checks/test_<exercise>.py` into a grader.
+
+Loaded through the `pytest11` entry point, so `pytest assignments/mlp/checks --submission nb.ipynb` works on
+its own; the native grader registers a `GradingPlugin` itself. Checks receive the fixtures `student` (calls run
+in the submission's worker), `reference`, `device`, `seed` and `gen`; markers `points(n)` and `public` give
+points and visibility. Without `--submission` (and outside the grader) the plugin does nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import traceback
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+from autograder import messages
+from autograder.proxy import (
+    MissingSymbol,
+    StudentError,
+    StudentProxy,
+    SubmissionUnreadable,
+    Worker,
+    WorkerLost,
+    decode,
+)
+from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
+from autograder.spec import AssignmentSpec, load_assignment
+from autograder.submission import Submission, load_submissions
+
+PLUGIN_NAME = "autograder-grading"
+_PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
+SUBMISSION_ID = "submission{index}"
+DEFAULT_TIMEOUT = 30.0
+MAX_RESTARTS = 3  # after this many lost workers, a submission's remaining checks fail at once
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    device: str = "cpu"  # already resolved: "cpu", "cuda" or "cuda:N"
+    timeout: float = DEFAULT_TIMEOUT  # seconds for loading the code, and for each call a check makes
+    execute: str = "definitions"  # or "all"
+    threads: int = 1  # torch threads inside each worker
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(messages.NO_CUDA)
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(messages.BAD_DEVICE.format(device=requested))
+    return requested
+
+
+class SubmissionSession:
+    """One submission being graded: its worker (restarted after a loss) and what its code defined."""
+
+    def __init__(self, submission: Submission, options: GradingOptions) -> None:
+        self.submission = submission
+        self.options = options
+        self.worker: Worker | None = None
+        self.defined: set[str] = set()
+        self.load_errors: list[str] = []
+        self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
+        self.restarts = 0
+        self.started = time.perf_counter()
+        self.output = ""
+
+    def ensure_worker(self) -> None:
+        if self.submission.error:
+            raise SubmissionUnreadable(self.submission.error)
+        if self.fatal is not None:
+            raise WorkerLost(self.fatal.kind, self.fatal.args[0])
+        if self.worker is not None and self.worker.alive:
+            return
+        if self.worker is not None:
+            self.restarts += 1
+            if self.restarts > MAX_RESTARTS:
+                self.fatal = WorkerLost("crash", messages.TOO_MANY_RESTARTS.format(n=MAX_RESTARTS))
+                raise self.fatal
+        self.worker = Worker(threads=self.options.threads)
+        cells = [(cell.index, cell.source) for cell in self.submission.cells]
+        try:
+            reply = self.worker.request("load", cells, self.options.execute, timeout=self.options.timeout)
+        except WorkerLost as lost:
+            self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost))
+            raise self.fatal from None
+        if not reply["ok"]:
+            self.fatal = WorkerLost("crash", messages.student_raised("your notebook", reply["error"]))
+            raise self.fatal
+        loaded = reply["value"]
+        self.defined = set(loaded["defined"])
+        if self.restarts == 0:
+            self.load_errors = [messages.load_error(e) for e in loaded["errors"]]
+
+    def ask(self, op: str, *args: Any, call: str) -> Any:
+        assert self.worker is not None
+        try:
+            reply = self.worker.request(op, *args, timeout=self.options.timeout)
+        except WorkerLost as lost:
+            self._collect_output()
+            raise WorkerLost(lost.kind, f"{lost} (while the grader called {call})") from None
+        if not reply["ok"]:
+            raise StudentError(call, reply["error"])
+        return decode(self, reply["value"])
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self._collect_output()
+            self.worker.stop()
+            self.worker = None
+
+    def _collect_output(self) -> None:
+        if self.worker is not None:
+            self.output = (self.output + self.worker.output_tail())[-2000:]
+
+
+class GradingPlugin:
+    """The state of one pytest session that grades a list of submissions."""
+
+    def __init__(
+        self,
+        submissions: list[Submission],
+        options: GradingOptions,
+        on_result: Callable[[SubmissionResult], None] | None = None,
+        spec: AssignmentSpec | None = None,
+        public_only: bool = False,
+    ) -> None:
+        self.submissions = submissions
+        self.public_only = public_only
+        self.fatal_error = ""  # a problem with the checks themselves: no submission can be graded
+        self.options = options
+        self.on_result = on_result or (lambda result: None)
+        self.spec = spec
+        self.results: list[SubmissionResult] = []
+        self.checks: dict[str, dict[str, list[CheckResult]]] = defaultdict(lambda: defaultdict(list))
+
+    def spec_for(self, path: Path) -> AssignmentSpec:
+        if self.spec is None:
+            self.spec = load_assignment(path.parent.parent)  # assignments/<a>/checks/test_x.py
+        return self.spec
+
+    # -- hooks ------------------------------------------------------------------------------------------
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[_PLUGIN_KEY] = self
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.fatal_error = messages.CHECKS_BROKEN.format(where=report.nodeid, problem=report.longreprtext[-3000:])
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not items:
+            return
+        if self.public_only:
+            kept = [item for item in items if item.get_closest_marker("public") is not None]
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
+            return
+        spec = self.spec_for(items[0].path)
+        first = SUBMISSION_ID.format(index=0)
+        totals: dict[str, float] = defaultdict(float)
+        for item in items:
+            if _submission_id(item) == first:
+                totals[exercise_of(item)] += _points(item)
+        for exercise in spec.exercises:
+            if totals.get(exercise.id, 0.0) != exercise.points:
+                self.fatal_error = messages.POINTS_MISMATCH.format(
+                    checks=spec.checks_dir / f"test_{exercise.id}.py",
+                    got=totals.get(exercise.id, 0.0),
+                    want=exercise.points,
+                    exercise=exercise.id,
+                )
+                raise pytest.UsageError(self.fatal_error)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        report = yield
+        if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
+            name = self.submissions[_submission_index(item)].name
+            self.checks[name][exercise_of(item)].append(check_result(item, call, report))
+        return report
+
+    # -- per submission ---------------------------------------------------------------------------------
+    def finish(self, session: SubmissionSession) -> SubmissionResult:
+        session.close()
+        sub = session.submission
+        assert self.spec is not None
+        if sub.error:
+            result = error_result(self.spec, sub.name, sub.path, sub.error, self.options.device)
+        else:
+            exercises = []
+            for exercise in self.spec.exercises:
+                if self.public_only and exercise.id not in self.checks[sub.name]:
+                    continue
+                missing = [n for n in exercise.symbol_names if n not in session.defined]
+                checks = self.checks[sub.name].get(exercise.id, [])
+                exercises.append(exercise_result(exercise, checks, missing, session.load_errors))
+            result = SubmissionResult(
+                submission=sub.name,
+                assignment=self.spec.name,
+                score=round(sum(e.score for e in exercises), 6),
+                max_score=sum(e.max_score for e in exercises),
+                device=self.options.device,
+                duration_s=round(time.perf_counter() - session.started, 3),
+                errors=tuple(session.load_errors),
+                exercises=tuple(exercises),
+                path=sub.path,
+                output=session.output,
+            )
+        self.checks.pop(sub.name, None)
+        self.results.append(result)
+        self.on_result(result)
+        return result
+
+
+# -- the plugin module's own hooks (entry point) ------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autograder", "grading submissions with the checks in this folder")
+    group.addoption("--submission", action="append", default=[], metavar="PATH", help="notebook, .py, folder or zip")
+    group.addoption("--grading-device", default="auto", help="auto, cpu or cuda (default auto)")
+    group.addoption("--grading-timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call (default 30)")
+    group.addoption("--execute", choices=("definitions", "all"), default="definitions")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "points(n): points this check is worth")
+    config.addinivalue_line("markers", "public: students see this check when they self-check")
+    paths = config.getoption("submission", default=[])
+    if paths and not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        options = GradingOptions(
+            device=resolve_device(config.getoption("grading_device")),
+            timeout=config.getoption("grading_timeout"),
+            execute=config.getoption("execute"),
+        )
+        config.pluginmanager.register(GradingPlugin(load_submissions(paths), options), PLUGIN_NAME)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    plugin = _plugin(metafunc.config)
+    if plugin is not None and "submission_session" in metafunc.fixturenames:
+        ids = [SUBMISSION_ID.format(index=i) for i in range(len(plugin.submissions))]
+        metafunc.parametrize("submission_session", range(len(ids)), indirect=True, scope="session", ids=ids)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    plugin = _plugin(config)
+    if plugin is None or not plugin.results:
+        return
+    terminalreporter.section("autograder scores")
+    for result in plugin.results:
+        scores = ", ".join(f"{e.id} {e.score:g}/{e.max_score:g} ({e.status})" for e in result.exercises)
+        terminalreporter.write_line(f"{result.submission}: {result.score:g}/{result.max_score:g}  [{scores}]")
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def submission_session(request: pytest.FixtureRequest) -> Iterator[SubmissionSession]:
+    plugin = _require_plugin(request.config)
+    session = SubmissionSession(plugin.submissions[request.param], plugin.options)
+    yield session
+    plugin.finish(session)
+
+
+@pytest.fixture
+def student(request: pytest.FixtureRequest, submission_session: SubmissionSession) -> StudentProxy:
+    """The submission's code; fails the check with the student's message when a needed symbol is missing."""
+    spec = _require_plugin(request.config).spec_for(request.node.path)
+    submission_session.ensure_worker()
+    exercise = spec.exercise(exercise_of(request.node))
+    missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
+    if missing:
+        raise MissingSymbol(missing)
+    return StudentProxy(submission_session)
+
+
+_references: dict[Path, ModuleType] = {}
+
+
+@pytest.fixture
+def reference(request: pytest.FixtureRequest) -> ModuleType:
+    """The assignment's reference solutions, imported in the scoring process only."""
+    path = _require_plugin(request.config).spec_for(request.node.path).reference_path
+    if path not in _references:
+        module_spec = importlib.util.spec_from_file_location(f"_reference_{path.stem}", path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        _references[path] = module
+    return _references[path]
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> torch.device:
+    return torch.device(_require_plugin(request.config).options.device)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """The same seed for every submission (fair), a different one for every check."""
+    return zlib.crc32(check_name(request.node).encode()) % 2**31
+
+
+@pytest.fixture
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+def _plugin(config: pytest.Config) -> GradingPlugin | None:
+    return config.stash.get(_PLUGIN_KEY, None)
+
+
+def _require_plugin(config: pytest.Config) -> GradingPlugin:
+    plugin = _plugin(config)
+    if plugin is None:
+        raise pytest.UsageError(messages.NO_SUBMISSION)
+    return plugin
+
+
+def exercise_of(item: pytest.Item) -> str:
+    return item.path.stem.removeprefix("test_")
+
+
+def _submission_index(item: pytest.Item) -> int:
+    return int(item.callspec.params["submission_session"])  # type: ignore[attr-defined]
+
+
+def _submission_id(item: pytest.Item) -> str:
+    return SUBMISSION_ID.format(index=_submission_index(item))
+
+
+def _points(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("points")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(messages.NO_POINTS.format(check=item.nodeid))
+    return float(marker.args[0])
+
+
+def check_name(item: pytest.Item) -> str:
+    """The check's name without `test_` and without the submission's id: the same for every submission."""
+    name = getattr(item, "originalname", item.name).removeprefix("test_")
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return name
+    ids = callspec.id.split("-")
+    own = SUBMISSION_ID.format(index=callspec.params.get("submission_session", -1))
+    if own in ids:
+        ids.remove(own)
+    return f"{name}[{'-'.join(ids)}]" if ids else name
+
+
+def check_result(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> CheckResult:
+    points = _points(item)
+    hidden = item.get_closest_marker("public") is None
+    name = check_name(item)
+    if report.passed:
+        return CheckResult(name, points, points, True, hidden)
+    if report.skipped:
+        return CheckResult(name, 0.0, points, False, hidden, messages.CHECK_SKIPPED, "failed")
+    message, outcome, detail = explain_failure(call.excinfo)
+    return CheckResult(name, 0.0, points, False, hidden, message, outcome, detail)
+
+
+def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tuple[str, str, str]:
+    """(student message, outcome, instructor-only detail) for a failed check; never a grader traceback."""
+    if excinfo is None:
+        return messages.INTERNAL_ERROR, "error", ""
+    exc = excinfo.value
+    if isinstance(exc, MissingSymbol):
+        return str(exc), "missing", ""
+    if isinstance(exc, StudentError):
+        return str(exc), "failed", ""
+    if isinstance(exc, WorkerLost):
+        return str(exc), "timeout" if exc.kind == "timeout" else "error", ""
+    if isinstance(exc, SubmissionUnreadable):
+        return str(exc), "error", ""
+    if isinstance(exc, AssertionError):
+        text = str(exc)
+        # pytest's assertion rewriting appends "assert <expression>": grader code the student need not see.
+        message = text.split("\nassert ")[0].strip() if not text.startswith("assert ") else ""
+        return message or messages.CHECK_FAILED, "failed", text
+    return messages.INTERNAL_ERROR, "error", "".join(traceback.format_exception(exc))

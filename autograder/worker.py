@@ -1,0 +1,299 @@
+"""Worker processes: the only place student code runs.
+
+The parent sends pickled requests; the worker answers with bytes written by `torch.save`, which the parent
+reads with `torch.load(weights_only=True)`: only tensors and plain Python data can come back, so nothing a
+student's object does at unpickling time can run in the scoring process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib.abc
+import inspect
+import io
+import linecache
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from autograder.definitions import split_statements
+
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+_MAX_DEPTH = 32
+CELL_FILENAME = "<cell {index}>"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    scratch: str  # working directory of the worker, removed by the parent afterwards
+    threads: int = 1
+    hidden_paths: tuple[str, ...] = ()  # sys.path entries the worker must not import from
+    blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Handle:
+    """A reference, sent by the parent, to an object that lives in the worker."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        return (Handle, (self.id,))
+
+
+class GlobalRef:
+    """A reference, sent by the parent, to a name the student's code defined."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (GlobalRef, (self.name,))
+
+
+class _BlockImports(importlib.abc.MetaPathFinder):
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.split(".")[0] in self.prefixes:
+            raise ImportError(f"No module named {fullname!r}")
+        return None
+
+
+def _isolate(config: WorkerConfig) -> None:
+    """Cut the worker off from the grader's files, the terminal and the parent's signals."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
+    os.environ.update(config.env)
+    os.chdir(config.scratch)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
+    output = os.open(os.path.join(config.scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    hidden = {os.path.realpath(p) for p in config.hidden_paths}
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in hidden]
+    for name in list(sys.modules):
+        if name.split(".")[0] in config.blocked_modules:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
+    torch.set_num_threads(config.threads)
+
+
+class _State:
+    """The student's namespace and the objects the parent holds handles to."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.objects: dict[int, Any] = {}
+
+    # -- operations the parent can ask for -------------------------------------------------------------
+    def op_load(self, cells: list[tuple[int, str]], execute: str) -> dict[str, Any]:
+        errors: list[dict[str, Any]] = []
+        skipped = 0
+        for index, source in cells:
+            filename = CELL_FILENAME.format(index=index)
+            linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+            try:
+                statements = split_statements(source, filename)
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+                errors.append(describe_exception(exc, index))
+                continue
+            for statement in statements:
+                if execute == "definitions" and statement.kind == "other":
+                    skipped += 1
+                    continue
+                try:
+                    exec(statement.code, self.namespace)
+                except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code included
+                    errors.append(describe_exception(exc, index))
+                    if execute == "all":
+                        break  # a notebook cell stops at its first error; the next cell still runs
+        defined = [name for name in self.namespace if not name.startswith("__")]
+        return {"defined": defined, "errors": errors, "skipped": skipped}
+
+    def op_call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None) -> Any:
+        function = self.resolve(target)
+        if seed is not None:
+            seed_everything(seed)
+        return function(*self.resolve(args), **self.resolve(kwargs))
+
+    def op_getattr(self, target: Any, name: str) -> Any:
+        return getattr(self.resolve(target), name)
+
+    def op_describe(self, target: Any) -> dict[str, Any]:
+        return describe_object(self.resolve(target))
+
+    def op_grad(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None) -> Any:
+        """Call, then backpropagate sum(output): gradients of the floating-point tensor arguments and, for
+        a module, of its parameters."""
+        function = self.resolve(target)
+        args, kwargs = self.resolve(args), self.resolve(kwargs)
+        leaves = [a.detach().requires_grad_() for a in args if _is_float_tensor(a)]
+        it = iter(leaves)
+        args = tuple(next(it) if _is_float_tensor(a) else a for a in args)
+        if seed is not None:
+            seed_everything(seed)
+        output = function(*args, **kwargs)
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"returned {type(output).__name__}, not a tensor, so no gradient can flow")
+        params = dict(function.named_parameters()) if isinstance(function, torch.nn.Module) else {}
+        inputs = leaves + list(params.values())
+        if not output.requires_grad:
+            grads: tuple[Any, ...] = (None,) * len(inputs)
+        else:
+            grads = torch.autograd.grad(output.sum(), inputs, allow_unused=True)
+        return {
+            "output": output,
+            "input_grads": list(grads[: len(leaves)]),
+            "param_grads": dict(zip(params, grads[len(leaves) :], strict=True)),
+        }
+
+    def op_ping(self) -> str:
+        return "pong"
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, Handle):
+            return self.objects[value.id]
+        if isinstance(value, GlobalRef):
+            return self.namespace[value.name]
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.resolve(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        return value
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        """Plain data as itself, tensors detached and compact, anything else as a handle."""
+        if value is None or type(value) in (bool, int, float, str):
+            return value
+        if depth > _MAX_DEPTH:
+            raise ValueError("the returned value is nested too deeply to send back")
+        if isinstance(value, torch.Tensor):
+            return value.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+        if isinstance(value, torch.Size):
+            return tuple(int(v) for v in value)
+        if isinstance(value, (torch.dtype, torch.device)):
+            return {"__repr__": str(value)}
+        if type(value).__module__ == "numpy":
+            return self.encode(torch.as_tensor(value.copy()) if hasattr(value, "shape") else value.item(), depth)
+        if type(value) in (list, tuple):
+            encoded = [self.encode(v, depth + 1) for v in value]
+            return encoded if type(value) is list else tuple(encoded)
+        if type(value) in (dict,) or type(value).__name__ == "OrderedDict":
+            if all(type(k) in (str, int) for k in value):
+                return {k: self.encode(v, depth + 1) for k, v in value.items()}
+        return self.store(value)
+
+    def store(self, value: Any) -> dict[str, Any]:
+        handle = len(self.objects) + 1
+        self.objects[handle] = value
+        return {"__remote__": handle, "type": _qualname(type(value)), "repr": _safe_repr(value)}
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def describe_exception(exc: BaseException, cell: int | None = None) -> dict[str, Any]:
+    """The exception in the student's terms: type, message, and the innermost line of their own code."""
+    where = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith("<cell "):
+            where = (int(filename[6:-1]), lineno, linecache.getline(filename, lineno).strip())
+    if where is None and isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<cell "):
+        where = (int(exc.filename[6:-1]), exc.lineno or 0, (exc.text or "").strip())
+    try:
+        message = str(exc)
+    except Exception:  # a student exception whose __str__ itself fails
+        message = "<the exception's message could not be shown>"
+    return {
+        "type": type(exc).__name__,
+        "message": message[:2000],
+        "cell": where[0] if where else cell,
+        "line": where[1] if where else None,
+        "source": where[2][:300] if where else None,
+    }
+
+
+def describe_object(obj: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": _qualname(type(obj)), "repr": _safe_repr(obj), "signature": None}
+    try:
+        info["signature"] = str(inspect.signature(obj))
+        info["parameters"] = [
+            {"name": p.name, "kind": p.kind.name, "default": None if p.default is p.empty else repr(p.default)}
+            for p in inspect.signature(obj).parameters.values()
+        ]
+    except (TypeError, ValueError):
+        info["parameters"] = []
+    if isinstance(obj, torch.nn.Module):
+        info["modules"] = [
+            {"name": name, "type": _qualname(type(m)), "repr": _safe_repr(m).split("\n")[0]}
+            for name, m in obj.named_modules(remove_duplicate=False)
+        ]
+        info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
+    return info
+
+
+def _qualname(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)[:4000]
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _is_float_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
+
+
+def _dumps(reply: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(reply, buffer)
+    return buffer.getvalue()
+
+
+def worker_main(conn: Any, config: WorkerConfig) -> None:
+    """Serve requests until the parent closes the connection."""
+    _isolate(config)
+    state = _State()
+    handlers: dict[str, Callable[..., Any]] = {
+        name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
+    }
+    while True:
+        try:
+            seq, op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = {"seq": seq, "ok": True, "value": state.encode(handlers[op](*args))}
+            data = _dumps(reply)
+        except BaseException as exc:  # student code may raise anything, SystemExit included
+            data = _dumps({"seq": seq, "ok": False, "error": describe_exception(exc)})
+        conn.send_bytes(data)
