@@ -6,6 +6,7 @@ Shape, dtype and device are compared before values, so a wrong shape is never re
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import torch
@@ -129,3 +130,69 @@ def _default_tolerance(dtype: torch.dtype) -> tuple[float, float]:
 
 def _dtype(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
+
+
+def parameter_shapes(remote_model: Any) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of a student's module parameters, in registration order."""
+    info = remote_model.describe()
+    return {name: tuple(shape) for name, shape in info.get("parameter_shapes", {}).items()}
+
+
+def transplant(reference_model: torch.nn.Module, remote_model: Any, *, what: str, hint: str = "") -> None:
+    """Load the reference model's weights into the student's model, matching parameters by order and shape,
+    so both compute with the same weights whatever the student named their layers."""
+    ours = [(n, tuple(p.shape)) for n, p in reference_model.named_parameters()]
+    theirs = list(parameter_shapes(remote_model).items())
+    if [s for _, s in theirs] != [s for _, s in ours]:
+        fail(
+            f"{what} does not have the expected layers.",
+            details=f"Parameter shapes, in order--got {[s for _, s in theirs]}, expected {[s for _, s in ours]}.",
+            hint=hint or "build the layers the exercise describes, in that order, with nn.Linear / nn.Conv2d.",
+        )
+    weights = {name: p.detach().clone() for (name, _), p in zip(theirs, reference_model.parameters(), strict=True)}
+    remote_model.load_state_dict(weights, strict=False)
+
+
+FORBIDDEN_DYNAMIC = {"getattr", "eval", "exec", "__import__", "import_module", "globals", "vars", "__dict__"}
+
+
+def function_sources(cells: list[str], name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
+    """The top-level definition of `name` in the student's code and, transitively, the top-level functions and
+    classes it refers to by name (a helper cannot hide a forbidden call)."""
+    definitions: dict[str, Any] = {}
+    for tree in (t for t in map(_parse_or_none, cells) if t is not None):
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                definitions[node.name] = node  # the last definition wins, as when the notebook runs
+    found, todo = [], [name]
+    while todo:
+        current = todo.pop()
+        node = definitions.pop(current, None)
+        if node is None:
+            continue
+        found.append(node)
+        todo.extend(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in definitions)
+    return found
+
+
+def forbidden_uses(cells: list[str], name: str, forbidden: tuple[str, ...]) -> list[str]:
+    """Forbidden names (matched on their last part) and dynamic look-ups used by `name` or its helpers."""
+    last_parts = {f.rsplit(".", 1)[-1] for f in forbidden}
+    uses = []
+    for definition in function_sources(cells, name):
+        for node in ast.walk(definition):
+            ident = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if ident in last_parts:
+                uses.append(f"{ident} (line {node.lineno} of {definition.name})")
+            elif ident in FORBIDDEN_DYNAMIC:
+                uses.append(f"{ident} (line {node.lineno} of {definition.name}: a dynamic look-up)")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in last_parts:
+                uses.append(f"'{node.value}' (line {node.lineno} of {definition.name})")
+    return uses
+
+
+def _parse_or_none(chunk: str) -> ast.Module | None:
+    try:
+        return ast.parse(chunk)
+    except SyntaxError:
+        return None

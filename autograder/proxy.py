@@ -154,15 +154,24 @@ class RemoteObject:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(*args, **kwargs)
 
-    def call(self, *args: Any, seed: int | None = None, **kwargs: Any) -> Any:
-        """Call it in the worker; `seed` seeds torch, numpy and random there right before the call."""
+    def call(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> Any:
+        """Call it in the worker; `grader_seed` seeds torch, numpy and random there right before the call."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, seed, call=description)
+        return self._session.ask("call", self._ref, args, kwargs, grader_seed, call=description)
 
-    def grad(self, *args: Any, seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    def call_keeping_args(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them."""
+        description = messages.describe_call(self._label, args, kwargs)
+        return self._session.ask("call", self._ref, args, kwargs, grader_seed, True, call=description)
+
+    def sgd_steps(self, inputs: Any, labels: Any, lr: float, steps: int) -> list[float]:
+        """Train this remote module a few full-batch SGD steps with cross entropy; returns the losses."""
+        return self._session.ask("sgd_steps", self._ref, inputs, labels, lr, steps, call=f"training {self._label}")
+
+    def grad(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("grad", self._ref, args, kwargs, seed, call=description)
+        return self._session.ask("grad", self._ref, args, kwargs, grader_seed, call=description)
 
     def describe(self) -> dict[str, Any]:
         return self._session.ask("describe", self._ref, call=self._label)
@@ -205,10 +214,17 @@ class StudentProxy:
             raise MissingSymbol([name])
         return RemoteObject(self._session, GlobalRef(name), name)
 
+    def put(self, value: Any, label: str = "object") -> RemoteObject:
+        """Send a picklable object (e.g. a small network the check built) to the worker; returns a handle."""
+        remote = self._session.ask("put", value, call=f"sending {label}")
+        assert isinstance(remote, RemoteObject)
+        remote._label = label
+        return remote
+
     def has(self, name: str) -> bool:
         return name in self._session.defined
 
     @property
-    def source(self) -> str:
-        """The submission's code, for static checks made in the parent."""
-        return str(self._session.submission.source)
+    def cells(self) -> list[str]:
+        """The submission's code cells, for static checks made in the parent (never executed here)."""
+        return [cell.source for cell in self._session.submission.cells]

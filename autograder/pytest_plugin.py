@@ -33,11 +33,12 @@ from autograder.proxy import (
     decode,
 )
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
-from autograder.spec import AssignmentSpec, load_assignment
+from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions
 
 PLUGIN_NAME = "autograder-grading"
 _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
+_POINTS_KEY = pytest.StashKey[float]()
 SUBMISSION_ID = "submission{index}"
 DEFAULT_TIMEOUT = 30.0
 MAX_RESTARTS = 3  # after this many lost workers, a submission's remaining checks fail at once
@@ -161,6 +162,13 @@ class GradingPlugin:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if not items:
             return
+        # points(n) on a parametrized check is n in total, shared evenly by its cases.
+        cases: dict[tuple[Path, str], int] = defaultdict(int)
+        for item in items:
+            if _submission_index(item) == 0:
+                cases[(item.path, _original_name(item))] += 1
+        for item in items:
+            item.stash[_POINTS_KEY] = _marker_points(item) / cases[(item.path, _original_name(item))]
         if self.public_only:
             kept = [item for item in items if item.get_closest_marker("public") is not None]
             config.hook.pytest_deselected(items=[item for item in items if item not in kept])
@@ -173,7 +181,7 @@ class GradingPlugin:
             if _submission_id(item) == first:
                 totals[exercise_of(item)] += _points(item)
         for exercise in spec.exercises:
-            if totals.get(exercise.id, 0.0) != exercise.points:
+            if abs(totals.get(exercise.id, 0.0) - exercise.points) > 1e-6:
                 self.fatal_error = messages.POINTS_MISMATCH.format(
                     checks=spec.checks_dir / f"test_{exercise.id}.py",
                     got=totals.get(exercise.id, 0.0),
@@ -300,6 +308,12 @@ def reference(request: pytest.FixtureRequest) -> ModuleType:
 
 
 @pytest.fixture
+def exercise(request: pytest.FixtureRequest) -> ExerciseSpec:
+    """The spec of the exercise this check belongs to (points, symbols, what is forbidden)."""
+    return _require_plugin(request.config).spec_for(request.node.path).exercise(exercise_of(request.node))
+
+
+@pytest.fixture
 def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(_require_plugin(request.config).options.device)
 
@@ -339,7 +353,15 @@ def _submission_id(item: pytest.Item) -> str:
     return SUBMISSION_ID.format(index=_submission_index(item))
 
 
+def _original_name(item: pytest.Item) -> str:
+    return str(getattr(item, "originalname", item.name))
+
+
 def _points(item: pytest.Item) -> float:
+    return item.stash.get(_POINTS_KEY, None) or _marker_points(item)
+
+
+def _marker_points(item: pytest.Item) -> float:
     marker = item.get_closest_marker("points")
     if marker is None or not marker.args:
         raise pytest.UsageError(messages.NO_POINTS.format(check=item.nodeid))

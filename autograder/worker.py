@@ -124,11 +124,33 @@ class _State:
         defined = [name for name in self.namespace if not name.startswith("__")]
         return {"defined": defined, "errors": errors, "skipped": skipped}
 
-    def op_call(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None) -> Any:
+    def op_call(
+        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, keep_args: bool = False
+    ) -> Any:
+        """Call; with `keep_args`, also send back the arguments as they are afterwards (in-place changes)."""
         function = self.resolve(target)
+        args, kwargs = self.resolve(args), self.resolve(kwargs)
         if seed is not None:
             seed_everything(seed)
-        return function(*self.resolve(args), **self.resolve(kwargs))
+        result = function(*args, **kwargs)
+        return {"result": result, "args": list(args), "kwargs": kwargs} if keep_args else result
+
+    def op_put(self, value: Any) -> dict[str, Any]:
+        """Keep an object the grader sent (e.g. a small network to train) and return a handle to it."""
+        return self.store(value)
+
+    def op_sgd_steps(self, target: Any, inputs: Any, labels: Any, lr: float, steps: int) -> list[float]:
+        """A few full-batch SGD steps with cross entropy, as the tutorials train; returns the losses."""
+        model = self.resolve(target)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        losses = []
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
 
     def op_getattr(self, target: Any, name: str) -> Any:
         return getattr(self.resolve(target), name)
@@ -155,9 +177,12 @@ class _State:
             grads: tuple[Any, ...] = (None,) * len(inputs)
         else:
             grads = torch.autograd.grad(output.sum(), inputs, allow_unused=True)
+        by_position = iter(grads[: len(leaves)])
         return {
             "output": output,
-            "input_grads": list(grads[: len(leaves)]),
+            "graph": sorted(_graph_ops(output)),
+            # one entry per positional argument, None where it was not a floating-point tensor
+            "input_grads": [next(by_position) if _is_float_tensor(a) else None for a in args],
             "param_grads": dict(zip(params, grads[len(leaves) :], strict=True)),
         }
 
@@ -239,7 +264,14 @@ def describe_exception(exc: BaseException, cell: int | None = None) -> dict[str,
 
 
 def describe_object(obj: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"type": _qualname(type(obj)), "repr": _safe_repr(obj), "signature": None}
+    info: dict[str, Any] = {
+        "type": _qualname(type(obj)),
+        "repr": _safe_repr(obj),
+        "signature": None,
+        "is_module": isinstance(obj, torch.nn.Module),
+        "is_class": isinstance(obj, type),
+        "subclass_of_module": isinstance(obj, type) and issubclass(obj, torch.nn.Module),
+    }
     try:
         info["signature"] = str(inspect.signature(obj))
         info["parameters"] = [
@@ -255,6 +287,21 @@ def describe_object(obj: Any) -> dict[str, Any]:
         ]
         info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
     return info
+
+
+def _graph_ops(output: torch.Tensor, limit: int = 10000) -> set[str]:
+    """Names of the autograd nodes that produced `output`, e.g. {'MeanBackward0', 'ExpBackward0'}."""
+    seen: set[Any] = set()
+    names: set[str] = set()
+    stack = [output.grad_fn]
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
 
 
 def _qualname(cls: type) -> str:
