@@ -50,8 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call into student code")
-    parser.add_argument("--execute", choices=("definitions", "all"), default="definitions",
-                        help="run only definitions (default) or every cell, as otter does")  # fmt: skip
+    parser.add_argument(
+        "--execute",
+        choices=("definitions", "all"),
+        default="definitions",
+        help="run only definitions (default) or every cell, as otter does",
+    )
 
 
 def _options(args: argparse.Namespace) -> GradingOptions:
@@ -83,8 +87,13 @@ def run_with_progress(
     console: Console, assignment: str | Path, paths: list[Path], out: Path | None, options: GradingOptions, jobs: int
 ) -> list[SubmissionResult]:
     spec = load_assignment(assignment)
-    columns = (TextColumn(f"grading {spec.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[last]}"))  # fmt: skip
+    columns = (
+        TextColumn(f"grading {spec.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+    )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("grade", total=None, last="")
 
@@ -138,8 +147,14 @@ def cmd_list(console: Console) -> None:
         console.print(f"{spec.name:10} {spec.title}\n{'':10} {exercises}", markup=False)
 
 
-STATUS_STYLE = {"passed": "green", "partial": "yellow", "failed": "red", "missing": "magenta", "error": "red",
-                "timeout": "red"}  # fmt: skip
+STATUS_STYLE = {
+    "passed": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "missing": "magenta",
+    "error": "red",
+    "timeout": "red",
+}
 MAX_TABLE_ROWS = 60
 
 

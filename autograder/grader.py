@@ -52,14 +52,20 @@ def grade_chunk(
     plugin = GradingPlugin(submissions, options, on_result=on_result, spec=spec, public_only=public_only)
     args = [
         str(spec.checks_dir),
-        "-c", str(GRADING_INI),
-        "--rootdir", str(spec.folder),
-        "--confcutdir", str(spec.folder),
-        "-p", "no:cacheprovider",
-        "-p", "no:terminal",
-        "-p", "no:randomly",
+        "-c",
+        str(GRADING_INI),
+        "--rootdir",
+        str(spec.folder),
+        "--confcutdir",
+        str(spec.folder),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:randomly",
         "--import-mode=importlib",
-    ]  # fmt: skip
+    ]
     code = pytest.main(args, plugins=[plugin])
     if plugin.fatal_error:
         raise GradingError(plugin.fatal_error)

@@ -52,9 +52,13 @@ def test_forward_matches_reference(student, reference, gen, seed, n_in, n_hidden
     transplant(ours, theirs, what=f"DeepNetReLU({n_in}, {n_hidden})")
     r = torch.randn(n, n_in, generator=gen) * 2
     got = theirs(r)
-    expect_tensor(got, ours(r).detach(), what=f"The output of DeepNetReLU({n_in}, {n_hidden})",
-                  inputs=describe_inputs(seed, r=r) + " (same weights as the reference)",
-                  hint=likely_mistake(ours, r, got))  # fmt: skip
+    expect_tensor(
+        got,
+        ours(r).detach(),
+        what=f"The output of DeepNetReLU({n_in}, {n_hidden})",
+        inputs=describe_inputs(seed, r=r) + " (same weights as the reference)",
+        hint=likely_mistake(ours, r, got),
+    )
 
 
 @pytest.mark.points(2)
@@ -67,8 +71,13 @@ def test_output_can_be_negative(student, reference, gen, seed):
     transplant(ours, theirs, what="DeepNetReLU(4, 6)")
     r = torch.randn(12, 4, generator=gen)
     got = theirs(r)
-    expect_tensor(got, ours(r).detach(), what="The output of DeepNetReLU(4, 6) with a negative output bias",
-                  inputs=describe_inputs(seed, r=r), hint=likely_mistake(ours, r, got))  # fmt: skip
+    expect_tensor(
+        got,
+        ours(r).detach(),
+        what="The output of DeepNetReLU(4, 6) with a negative output bias",
+        inputs=describe_inputs(seed, r=r),
+        hint=likely_mistake(ours, r, got),
+    )
 
 
 @pytest.mark.points(1)
@@ -77,8 +86,13 @@ def test_gradients_reach_both_layers(student, gen, seed):
     r = torch.randn(10, 6, generator=gen)
     grads = net.grad(r)["param_grads"]
     missing = [name for name, g in grads.items() if g is None or not torch.isfinite(g).all()]
-    expect(bool(grads) and not missing, "Gradients do not reach both layers of DeepNetReLU.",
-           inputs=describe_inputs(seed, r=r), details=f"No finite gradient for: {missing}", hint=HINT)  # fmt: skip
+    expect(
+        bool(grads) and not missing,
+        "Gradients do not reach both layers of DeepNetReLU.",
+        inputs=describe_inputs(seed, r=r),
+        details=f"No finite gradient for: {missing}",
+        hint=HINT,
+    )
 
 
 @pytest.mark.points(1)
@@ -88,6 +102,10 @@ def test_single_stimulus_vector(student, reference, gen, seed):
     theirs = student.DeepNetReLU(8, 4)
     transplant(ours, theirs, what="DeepNetReLU(8, 4)")
     r = torch.randn(8, generator=gen)
-    expect_tensor(theirs(r), ours(r).detach(), what="The output for a single response vector r of shape (8,)",
-                  inputs=describe_inputs(seed, r=r),
-                  hint="use nn.Linear layers and torch.relu, which work for a vector as for a batch.")  # fmt: skip
+    expect_tensor(
+        theirs(r),
+        ours(r).detach(),
+        what="The output for a single response vector r of shape (8,)",
+        inputs=describe_inputs(seed, r=r),
+        hint="use nn.Linear layers and torch.relu, which work for a vector as for a batch.",
+    )

@@ -14,26 +14,18 @@ def batch(gen, n=10, c=4, w_shape=(6, 3)):
 
 
 def hint_for(got, output, target, weights, L2, L1):
+    """Name the common mistake whose value the student's matches, if any."""
     nll = torch.nn.functional.nll_loss(output, target)
-    w = weights
+    ce = torch.nn.functional.cross_entropy(output, target)
+    sq, ab = weights.square(), weights.abs()
     variants = {
-        "the L2 term is the sum of squared weights, not their mean.": nll + L2 * w.square().mean() + L1 * w.abs().sum(),
-        "the L1 term is the sum of absolute weights, not their mean.": nll
-        + L2 * w.square().sum()
-        + L1 * w.abs().mean(),
-        "the L1 term uses absolute values (torch.abs), not squares.": nll
-        + L2 * w.square().sum()
-        + L1 * w.square().sum(),
-        "the L2 term squares the weights before summing.": nll + L2 * w.abs().sum() + L1 * w.abs().sum(),
-        "the L2 term is the sum of squares, not the norm.": nll + L2 * w.norm() + L1 * w.abs().sum(),
-        "L2_penalty scales the squared weights and L1_penalty the absolute ones; they are swapped.": nll
-        + L1 * w.square().sum()
-        + L2 * w.abs().sum(),
-        "the data term is the NLL loss of the log-probabilities (nn.NLLLoss), not cross entropy.": torch.nn.functional.cross_entropy(
-            output, target
-        )
-        + L2 * w.square().sum()
-        + L1 * w.abs().sum(),
+        "the L2 term is the sum of squared weights, not their mean.": nll + L2 * sq.mean() + L1 * ab.sum(),
+        "the L1 term is the sum of absolute weights, not their mean.": nll + L2 * sq.sum() + L1 * ab.mean(),
+        "the L1 term uses absolute values (torch.abs), not squares.": nll + L2 * sq.sum() + L1 * sq.sum(),
+        "the L2 term squares the weights before summing.": nll + L2 * ab.sum() + L1 * ab.sum(),
+        "the L2 term is the sum of squares, not the norm.": nll + L2 * weights.norm() + L1 * ab.sum(),
+        "L2_penalty scales the squared weights and L1_penalty the absolute ones.": nll + L1 * sq.sum() + L2 * ab.sum(),
+        "the data term is nn.NLLLoss of the log-probabilities, not cross entropy.": ce + L2 * sq.sum() + L1 * ab.sum(),
     }
     for hint, value in variants.items():
         if abs(got - value.item()) < 1e-5:
@@ -55,31 +47,62 @@ def test_without_penalties_is_nll(student, reference, gen, seed):
     output, target, weights = batch(gen)
     expected = reference.regularized_loss(output, target, weights).item()
     got = student.regularized_loss(output, target, weights)
-    expect_scalar(got, expected, what="regularized_loss(output, target, weights) with no penalties",
-                  inputs=describe_inputs(seed, output=output, target=target, weights=weights),
-                  hint="with both penalties 0 the loss is nn.NLLLoss()(output, target).")  # fmt: skip
+    expect_scalar(
+        got,
+        expected,
+        what="regularized_loss(output, target, weights) with no penalties",
+        inputs=describe_inputs(seed, output=output, target=target, weights=weights),
+        hint="with both penalties 0 the loss is nn.NLLLoss()(output, target).",
+    )
 
 
 @pytest.mark.points(2)
 def test_l2_term(student, reference, gen, seed):
     output, target, weights = batch(gen)
-    check_value(student, reference, output, target, weights, 0.1, 0.0, "regularized_loss with L2_penalty=0.1",
-                describe_inputs(seed, output=output, target=target, weights=weights))  # fmt: skip
+    check_value(
+        student,
+        reference,
+        output,
+        target,
+        weights,
+        0.1,
+        0.0,
+        "regularized_loss with L2_penalty=0.1",
+        describe_inputs(seed, output=output, target=target, weights=weights),
+    )
 
 
 @pytest.mark.points(2)
 def test_l1_term(student, reference, gen, seed):
     output, target, weights = batch(gen)
-    check_value(student, reference, output, target, weights, 0.0, 0.05, "regularized_loss with L1_penalty=0.05",
-                describe_inputs(seed, output=output, target=target, weights=weights))  # fmt: skip
+    check_value(
+        student,
+        reference,
+        output,
+        target,
+        weights,
+        0.0,
+        0.05,
+        "regularized_loss with L1_penalty=0.05",
+        describe_inputs(seed, output=output, target=target, weights=weights),
+    )
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("n, c, w_shape", [(3, 2, (20, 5)), (25, 20, (20, 7)), (1, 5, (1, 1))])
 def test_both_terms(student, reference, gen, seed, n, c, w_shape):
     output, target, weights = batch(gen, n, c, w_shape)
-    check_value(student, reference, output, target, weights, 1e-2, 5e-4, "regularized_loss with both penalties",
-                describe_inputs(seed, output=output, target=target, weights=weights))  # fmt: skip
+    check_value(
+        student,
+        reference,
+        output,
+        target,
+        weights,
+        1e-2,
+        5e-4,
+        "regularized_loss with both penalties",
+        describe_inputs(seed, output=output, target=target, weights=weights),
+    )
 
 
 @pytest.mark.points(1)
@@ -88,16 +111,27 @@ def test_gradient_with_respect_to_weights(student, reference, gen, seed):
     got = student.regularized_loss.grad(output, target, weights, 0.1, 0.05)
     w = weights.clone().requires_grad_()
     reference.regularized_loss(output, target, w, 0.1, 0.05).backward()
-    expect(got["input_grads"][2] is not None, "No gradient flows from regularized_loss back to the weights.",
-           hint="compute the penalties with torch operations on weights (no .item() or numpy).")  # fmt: skip
-    expect_tensor(got["input_grads"][2], w.grad, what="The gradient with respect to the weights",
-                  inputs=describe_inputs(seed, weights=weights), rtol=1e-4, atol=1e-6)  # fmt: skip
+    expect(
+        got["input_grads"][2] is not None,
+        "No gradient flows from regularized_loss back to the weights.",
+        hint="compute the penalties with torch operations on weights (no .item() or numpy).",
+    )
+    expect_tensor(
+        got["input_grads"][2],
+        w.grad,
+        what="The gradient with respect to the weights",
+        inputs=describe_inputs(seed, weights=weights),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.points(1)
 def test_returns_a_tensor(student, gen):
     output, target, weights = batch(gen)
     got = student.regularized_loss(output, target, weights, 0.1, 0.1)
-    expect(isinstance(got, torch.Tensor) and got.numel() == 1,
-           "regularized_loss should return a tensor holding one number, so that train can call .backward() on it.",
-           details=f"It returned {type(got).__name__}.")  # fmt: skip
+    expect(
+        isinstance(got, torch.Tensor) and got.numel() == 1,
+        "regularized_loss should return a tensor holding one number, so that train can call .backward() on it.",
+        details=f"It returned {type(got).__name__}.",
+    )

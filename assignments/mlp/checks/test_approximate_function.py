@@ -49,11 +49,25 @@ def test_tutorial_example_values(student, reference):
     got = unpack(student.approximate_function(x_train, y_train), "approximate_function")
     expected = reference.approximate_function(x_train, y_train)
     inputs = describe_inputs(x_train=x_train, y_train=y_train)
-    expect_tensor(got[2], expected[2], what="x", inputs=inputs, check_dtype=False, **TOL,
-                  hint="x should be 1000 points from min(x_train) to max(x_train) (torch.linspace).")  # fmt: skip
+    expect_tensor(
+        got[2],
+        expected[2],
+        what="x",
+        inputs=inputs,
+        check_dtype=False,
+        **TOL,
+        hint="x should be 1000 points from min(x_train) to max(x_train) (torch.linspace).",
+    )
     expect_tensor(got[1], expected[1], what="relu_acts", inputs=inputs, check_dtype=False, **TOL, hint=NOT_SORTED_HINT)
-    expect_tensor(got[0], expected[0], what="y_hat", inputs=inputs, check_dtype=False, **TOL,
-                  hint="each ReLU's weight is the change of slope at its hinge: slope - prev_slope.")  # fmt: skip
+    expect_tensor(
+        got[0],
+        expected[0],
+        what="y_hat",
+        inputs=inputs,
+        check_dtype=False,
+        **TOL,
+        hint="each ReLU's weight is the change of slope at its hinge: slope - prev_slope.",
+    )
 
 
 CASES = [
@@ -101,5 +115,11 @@ def test_float64_input(student, reference):
     y_train = torch.sin(x_train)
     got = unpack(student.approximate_function(x_train, y_train), "approximate_function")
     expected = reference.approximate_function(x_train, y_train)
-    expect_tensor(got[0], expected[0], what="y_hat", inputs=describe_inputs(x_train=x_train, y_train=y_train),
-                  check_dtype=False, **TOL)  # fmt: skip
+    expect_tensor(
+        got[0],
+        expected[0],
+        what="y_hat",
+        inputs=describe_inputs(x_train=x_train, y_train=y_train),
+        check_dtype=False,
+        **TOL,
+    )

@@ -36,8 +36,13 @@ def test_tutorial_example(student, reference):
     x = torch.tensor([[10.0, 1.0, -1.0, -20.0], [10.0, 10.0, 2.0, -10.0]])
     expected = reference.cross_entropy_loss(x, labels).item()
     got = student.cross_entropy_loss(x, labels)
-    expect_scalar(got, expected, what=f"{CALL} for the tutorial's example", inputs=describe_inputs(x=x, labels=labels),
-                  hint=hint_for(value(got), x, labels, expected) if isinstance(value(got), float) else "")  # fmt: skip
+    expect_scalar(
+        got,
+        expected,
+        what=f"{CALL} for the tutorial's example",
+        inputs=describe_inputs(x=x, labels=labels),
+        hint=hint_for(value(got), x, labels, expected) if isinstance(value(got), float) else "",
+    )
 
 
 @pytest.mark.points(3)
@@ -46,8 +51,15 @@ def test_random_batches(student, reference, gen, seed, n, c):
     x, labels = batch(gen, n, c)
     expected = reference.cross_entropy_loss(x, labels).item()
     got = student.cross_entropy_loss(x, labels)
-    expect_scalar(got, expected, what=CALL, inputs=describe_inputs(seed, x=x, labels=labels), rtol=RTOL, atol=ATOL,
-                  hint=hint_for(value(got), x, labels, expected) if isinstance(value(got), float) else "")  # fmt: skip
+    expect_scalar(
+        got,
+        expected,
+        what=CALL,
+        inputs=describe_inputs(seed, x=x, labels=labels),
+        rtol=RTOL,
+        atol=ATOL,
+        hint=hint_for(value(got), x, labels, expected) if isinstance(value(got), float) else "",
+    )
 
 
 @pytest.mark.points(1)
@@ -68,8 +80,14 @@ def test_returns_a_one_number_tensor(student, gen, seed):
 def test_float64_input(student, reference, gen, seed):
     x, labels = batch(gen, 12, 7, dtype=torch.float64)
     expected = reference.cross_entropy_loss(x, labels).item()
-    expect_scalar(student.cross_entropy_loss(x, labels), expected, what=CALL,
-                  inputs=describe_inputs(seed, x=x, labels=labels), rtol=RTOL, atol=ATOL)  # fmt: skip
+    expect_scalar(
+        student.cross_entropy_loss(x, labels),
+        expected,
+        what=CALL,
+        inputs=describe_inputs(seed, x=x, labels=labels),
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 @pytest.mark.points(1)
@@ -78,11 +96,20 @@ def test_gradient(student, reference, gen, seed):
     got = student.cross_entropy_loss.grad(x, labels)
     x_ref = x.clone().requires_grad_()
     reference.cross_entropy_loss(x_ref, labels).backward()
-    expect(got["input_grads"][0] is not None, f"No gradient flows from {CALL} back to x.",
-           inputs=describe_inputs(seed, x=x, labels=labels),
-           hint="build the loss from x with torch operations; .item(), numpy or torch.tensor(...) cut the graph.")  # fmt: skip
-    expect_tensor(got["input_grads"][0], x_ref.grad, what="The gradient of the loss with respect to x",
-                  inputs=describe_inputs(seed, x=x, labels=labels), rtol=1e-4, atol=1e-6)  # fmt: skip
+    expect(
+        got["input_grads"][0] is not None,
+        f"No gradient flows from {CALL} back to x.",
+        inputs=describe_inputs(seed, x=x, labels=labels),
+        hint="build the loss from x with torch operations; .item(), numpy or torch.tensor(...) cut the graph.",
+    )
+    expect_tensor(
+        got["input_grads"][0],
+        x_ref.grad,
+        what="The gradient of the loss with respect to x",
+        inputs=describe_inputs(seed, x=x, labels=labels),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.points(1)

@@ -21,10 +21,13 @@ def lif_hint(got, x):
     """Name the common near-miss the student's values match, if any."""
     z = (x - 1).double()
     variants = {
-        "the refractory term tau_ref is missing from the denominator.": 1 / (0.02 * torch.log1p(1 / (0.15 * torch.nn.functional.softplus(z / 0.15) + 1e-20))),
-        "rho is smoothed with gamma = 0.15: gamma * log(1 + exp(z / gamma)), not a plain softplus.": 1 / (0.004 + 0.02 * torch.log1p(1 / (torch.nn.functional.softplus(z) + 1e-20))),
-        "rho takes x - V_thr, not x.": 1 / (0.004 + 0.02 * torch.log1p(1 / (0.15 * torch.nn.functional.softplus(x.double() / 0.15) + 1e-20))),
-    }  # fmt: skip
+        "the refractory term tau_ref is missing from the denominator.": 1
+        / (0.02 * torch.log1p(1 / (0.15 * torch.nn.functional.softplus(z / 0.15) + 1e-20))),
+        "rho is smoothed with gamma = 0.15: gamma * log(1 + exp(z / gamma)), not a plain softplus.": 1
+        / (0.004 + 0.02 * torch.log1p(1 / (torch.nn.functional.softplus(z) + 1e-20))),
+        "rho takes x - V_thr, not x.": 1
+        / (0.004 + 0.02 * torch.log1p(1 / (0.15 * torch.nn.functional.softplus(x.double() / 0.15) + 1e-20))),
+    }
     for hint, value in variants.items():
         if (
             isinstance(got, torch.Tensor)
@@ -41,8 +44,16 @@ def test_lif_matches_the_formula(student, reference):
     x = torch.linspace(-2, 6, 161, dtype=torch.float64)
     got = student.lif(x)
     # In float64 the tutorial's direct formula agrees with a stable one to ~1e-7 here; rtol 1e-4 leaves room.
-    expect_tensor(got, reference.lif(x), what="lif(x)", inputs=describe_inputs(x=x) + " from -2 to 6",
-                  rtol=1e-4, atol=1e-6, check_dtype=False, hint=lif_hint(got, x))  # fmt: skip
+    expect_tensor(
+        got,
+        reference.lif(x),
+        what="lif(x)",
+        inputs=describe_inputs(x=x) + " from -2 to 6",
+        rtol=1e-4,
+        atol=1e-6,
+        check_dtype=False,
+        hint=lif_hint(got, x),
+    )
 
 
 @pytest.mark.points(5)
@@ -51,32 +62,58 @@ def test_lif_float32_values(student, reference, gen, seed):
     got = student.lif(x)
     # The direct formula loses digits in float32 below threshold, where 1 + exp(z / gamma) rounds to 1: up to
     # about 1.6 Hz there, out of 250. atol = 2 Hz accepts it; any formula mistake is off by far more.
-    expect_tensor(got, reference.lif(x.double()).float(), what="lif(x) for float32 x",
-                  inputs=describe_inputs(seed, x=x), rtol=1e-3, atol=2.0, hint=lif_hint(got, x))  # fmt: skip
+    expect_tensor(
+        got,
+        reference.lif(x.double()).float(),
+        what="lif(x) for float32 x",
+        inputs=describe_inputs(seed, x=x),
+        rtol=1e-3,
+        atol=2.0,
+        hint=lif_hint(got, x),
+    )
 
 
 @pytest.mark.points(5)
 def test_lif_large_inputs_stay_finite(student, reference):
     x = torch.tensor([14.0, 20.0, 50.0, 100.0, 1000.0])
     got = student.lif(x)
-    expect(isinstance(got, torch.Tensor) and bool(torch.isfinite(got).all()),
-           "lif(x) is not finite for large inputs.", inputs=f"x = {x.tolist()} (float32)",
-           details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.", hint=OVERFLOW_HINT)  # fmt: skip
-    expect_tensor(got, reference.lif(x), what="lif(x) for large x", inputs=f"x = {x.tolist()}", rtol=1e-3, atol=0.05,
-                  hint=OVERFLOW_HINT)  # fmt: skip
+    expect(
+        isinstance(got, torch.Tensor) and bool(torch.isfinite(got).all()),
+        "lif(x) is not finite for large inputs.",
+        inputs=f"x = {x.tolist()} (float32)",
+        details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.",
+        hint=OVERFLOW_HINT,
+    )
+    expect_tensor(
+        got,
+        reference.lif(x),
+        what="lif(x) for large x",
+        inputs=f"x = {x.tolist()}",
+        rtol=1e-3,
+        atol=0.05,
+        hint=OVERFLOW_HINT,
+    )
 
 
 @pytest.mark.points(8)
 def test_lif_gradients_finite_everywhere(student):
     x = torch.linspace(-20, 60, 801)
     grads = student.lif.grad(x)["input_grads"][0]
-    expect(grads is not None, "No gradient flows through lif(x).",
-           hint="build the rate with torch operations only (no numpy, math or .item()).")  # fmt: skip
+    expect(
+        grads is not None,
+        "No gradient flows through lif(x).",
+        hint="build the rate with torch operations only (no numpy, math or .item()).",
+    )
     bad = ~torch.isfinite(grads)
-    expect(not bool(bad.any()), "The gradient of lif(x) is not finite everywhere, which breaks backpropagation.",
-           inputs="x from -20 to 60 (float32)",
-           details=f"{int(bad.sum())} of {x.numel()} gradients are NaN or infinite, the first at x = {x[bad][0]:.4g}"
-           if bad.any() else "", hint=OVERFLOW_HINT)  # fmt: skip
+    expect(
+        not bool(bad.any()),
+        "The gradient of lif(x) is not finite everywhere, which breaks backpropagation.",
+        inputs="x from -20 to 60 (float32)",
+        details=f"{int(bad.sum())} of {x.numel()} gradients are NaN or infinite, the first at x = {x[bad][0]:.4g}"
+        if bad.any()
+        else "",
+        hint=OVERFLOW_HINT,
+    )
 
 
 @pytest.mark.points(4)
@@ -86,17 +123,29 @@ def test_lif_gradient_values(student, reference):
     x_ref = x.clone().requires_grad_()
     reference.lif(x_ref).sum().backward()
     expect(grads is not None, "No gradient flows through lif(x).")
-    expect_tensor(grads, x_ref.grad, what="The gradient of lif(x)", inputs=describe_inputs(x=x) + " from -1 to 5",
-                  rtol=1e-3, atol=1e-6, check_dtype=False, hint=FORMULA_HINT)  # fmt: skip
+    expect_tensor(
+        grads,
+        x_ref.grad,
+        what="The gradient of lif(x)",
+        inputs=describe_inputs(x=x) + " from -1 to 5",
+        rtol=1e-3,
+        atol=1e-6,
+        check_dtype=False,
+        hint=FORMULA_HINT,
+    )
 
 
 @pytest.mark.points(2)
 def test_lif_near_zero_far_below_threshold(student):
     x = torch.tensor([-5.0, -10.0, -50.0], dtype=torch.float64)
     got = student.lif(x)
-    expect(isinstance(got, torch.Tensor) and bool((got.abs() < 0.01 * MAX_RATE).all()),
-           "lif(x) should be close to 0 far below threshold (under 1% of 1 / tau_ref).", inputs=f"x = {x.tolist()}",
-           details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.", hint=FORMULA_HINT)  # fmt: skip
+    expect(
+        isinstance(got, torch.Tensor) and bool((got.abs() < 0.01 * MAX_RATE).all()),
+        "lif(x) should be close to 0 far below threshold (under 1% of 1 / tau_ref).",
+        inputs=f"x = {x.tolist()}",
+        details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.",
+        hint=FORMULA_HINT,
+    )
 
 
 @pytest.mark.points(2)
@@ -108,9 +157,13 @@ def test_lif_bounded_by_one_over_tau_ref(student):
         and bool((got <= MAX_RATE * (1 + 1e-6)).all())
         and float(got[-1]) > 0.99 * MAX_RATE
     )
-    expect(ok, "lif(x) should rise towards 1 / tau_ref = 250 and never exceed it.", inputs=f"x = {x.tolist()}",
-           details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.",
-           hint="the refractory period tau_ref = 0.004 s caps the rate at 250 Hz.")  # fmt: skip
+    expect(
+        ok,
+        "lif(x) should rise towards 1 / tau_ref = 250 and never exceed it.",
+        inputs=f"x = {x.tolist()}",
+        details=f"Got {got.tolist() if isinstance(got, torch.Tensor) else got}.",
+        hint="the refractory period tau_ref = 0.004 s caps the rate at 250 Hz.",
+    )
 
 
 @pytest.mark.points(2)
@@ -118,22 +171,33 @@ def test_lif_monotone(student):
     x = torch.linspace(-5, 30, 701, dtype=torch.float64)
     got = student.lif(x)
     drops = int((got.diff() < -1e-9).sum()) if isinstance(got, torch.Tensor) else -1
-    expect(drops == 0, "lif(x) should never decrease as x grows.", inputs="x from -5 to 30",
-           details=f"It decreases at {drops} of 700 steps.", hint=FORMULA_HINT)  # fmt: skip
+    expect(
+        drops == 0,
+        "lif(x) should never decrease as x grows.",
+        inputs="x from -5 to 30",
+        details=f"It decreases at {drops} of 700 steps.",
+        hint=FORMULA_HINT,
+    )
 
 
 @pytest.mark.points(4)
 def test_lif_keeps_shape_and_dtype(student, gen, seed):
     x = torch.randn(2, 3, 4, generator=gen)
     got = student.lif(x)
-    expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 4),
-           "lif(x) should return a tensor of the same shape as x.", inputs=describe_inputs(seed, x=x),
-           hint="apply the formula element-wise, without reshaping or reducing.")  # fmt: skip
+    expect(
+        isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 4),
+        "lif(x) should return a tensor of the same shape as x.",
+        inputs=describe_inputs(seed, x=x),
+        hint="apply the formula element-wise, without reshaping or reducing.",
+    )
     x64 = x.double()
     got64 = student.lif(x64)
-    expect(isinstance(got64, torch.Tensor) and got64.dtype == torch.float64,
-           "lif(x) should keep float64 inputs in float64.", inputs=describe_inputs(seed, x=x64),
-           hint="use torch operations on x and Python numbers for the constants, not float32 tensors.")  # fmt: skip
+    expect(
+        isinstance(got64, torch.Tensor) and got64.dtype == torch.float64,
+        "lif(x) should keep float64 inputs in float64.",
+        inputs=describe_inputs(seed, x=x64),
+        hint="use torch operations on x and Python numbers for the constants, not float32 tensors.",
+    )
 
 
 @pytest.mark.public
@@ -141,20 +205,34 @@ def test_lif_keeps_shape_and_dtype(student, gen, seed):
 def test_LIF_module_applies_lif(student, reference, gen, seed):
     x = torch.randn(3, 16, 5, 5, dtype=torch.float64, generator=gen) * 3
     module = student.LIF()
-    expect_tensor(module(x), reference.lif(x), what="LIF()(x)", inputs=describe_inputs(seed, x=x), rtol=1e-4,
-                  atol=1e-6, check_dtype=False, hint="LIF.forward(x) should return lif(x).")  # fmt: skip
+    expect_tensor(
+        module(x),
+        reference.lif(x),
+        what="LIF()(x)",
+        inputs=describe_inputs(seed, x=x),
+        rtol=1e-4,
+        atol=1e-6,
+        check_dtype=False,
+        hint="LIF.forward(x) should return lif(x).",
+    )
 
 
 @pytest.mark.points(2)
 def test_LIF_is_a_module(student):
     info = student.LIF.describe()
-    expect(bool(info.get("subclass_of_module")), "LIF should be a subclass of nn.Module (class LIF(nn.Module)).",
-           details=f"LIF is {info.get('repr')}.")  # fmt: skip
+    expect(
+        bool(info.get("subclass_of_module")),
+        "LIF should be a subclass of nn.Module (class LIF(nn.Module)).",
+        details=f"LIF is {info.get('repr')}.",
+    )
 
 
 @pytest.mark.points(2)
 def test_lif_does_not_change_its_input(student, gen):
     x = torch.randn(20, generator=gen)
     after = student.lif.call_keeping_args(x.clone())
-    expect(torch.equal(after["args"][0], x), "lif(x) changed x in place.",
-           hint="avoid in-place operations such as x -= V_thr or x.div_(gamma).")  # fmt: skip
+    expect(
+        torch.equal(after["args"][0], x),
+        "lif(x) changed x in place.",
+        hint="avoid in-place operations such as x -= V_thr or x.div_(gamma).",
+    )

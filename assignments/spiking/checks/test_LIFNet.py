@@ -58,8 +58,15 @@ def compare(student, reference, seed, gen, n, scale, what):
         expected = expected_output(ours, x, student_lif(student, reference))
         hint = likely_mistake(ours, x, got)
     # Activations of up to 250 pass through two layers of 512 and 800 inputs: float32 sums differ by ~1e-4.
-    expect_tensor(got, expected, what=what, inputs=describe_inputs(seed, x=x) + " (same weights as the reference)",
-                  rtol=1e-4, atol=1e-3, hint=hint)  # fmt: skip
+    expect_tensor(
+        got,
+        expected,
+        what=what,
+        inputs=describe_inputs(seed, x=x) + " (same weights as the reference)",
+        rtol=1e-4,
+        atol=1e-3,
+        hint=hint,
+    )
 
 
 @pytest.mark.public
@@ -67,10 +74,13 @@ def compare(student, reference, seed, gen, n, scale, what):
 def test_output_shape(student, gen, seed):
     x = torch.rand(4, 1, 28, 28, generator=gen)
     y = student.LIFNet()(x)
-    expect(isinstance(y, torch.Tensor) and tuple(y.shape) == (4, 10),
-           "LIFNet()(x) should map a batch of (4, 1, 28, 28) images to (4, 10) logits.",
-           inputs=describe_inputs(seed, x=x),
-           details=f"Got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.", hint=ARCH_HINT)  # fmt: skip
+    expect(
+        isinstance(y, torch.Tensor) and tuple(y.shape) == (4, 10),
+        "LIFNet()(x) should map a batch of (4, 1, 28, 28) images to (4, 10) logits.",
+        inputs=describe_inputs(seed, x=x),
+        details=f"Got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.",
+        hint=ARCH_HINT,
+    )
 
 
 @pytest.mark.points(4)
@@ -78,17 +88,24 @@ def test_output_shape(student, gen, seed):
 def test_other_batch_sizes(student, gen, seed, n):
     x = torch.rand(n, 1, 28, 28, generator=gen)
     y = student.LIFNet()(x)
-    expect(isinstance(y, torch.Tensor) and tuple(y.shape) == (n, 10),
-           f"LIFNet()(x) should return ({n}, 10) for a batch of {n}.", inputs=describe_inputs(seed, x=x),
-           details=f"Got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.",
-           hint="do not fix the batch size; nn.Flatten() keeps the first dimension.")  # fmt: skip
+    expect(
+        isinstance(y, torch.Tensor) and tuple(y.shape) == (n, 10),
+        f"LIFNet()(x) should return ({n}, 10) for a batch of {n}.",
+        inputs=describe_inputs(seed, x=x),
+        details=f"Got {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.",
+        hint="do not fix the batch size; nn.Flatten() keeps the first dimension.",
+    )
 
 
 @pytest.mark.points(8)
 def test_layer_shapes(student):
     got = list(parameter_shapes(student.LIFNet()).values())
-    expect(got == SHAPES, "LIFNet() does not have the tutorial's layers.",
-           details=f"Parameter shapes, in order--got {got}, expected {SHAPES}.", hint=ARCH_HINT)  # fmt: skip
+    expect(
+        got == SHAPES,
+        "LIFNet() does not have the tutorial's layers.",
+        details=f"Parameter shapes, in order--got {got}, expected {SHAPES}.",
+        hint=ARCH_HINT,
+    )
 
 
 @pytest.mark.points(14)
@@ -109,10 +126,13 @@ def test_trains_without_nan(student, gen, seed):
     labels = torch.randint(0, 10, (16,), generator=gen)
     losses = net.sgd_steps(x, labels, 3e-5, 6)
     finite = all(torch.isfinite(torch.tensor(v)) for v in losses)
-    expect(finite and losses[-1] < losses[0],
-           "Six SGD steps (lr 3e-5, cross entropy) on a fixed batch should lower the loss without NaNs.",
-           inputs=describe_inputs(seed, x=x, labels=labels), details=f"Losses: {[round(v, 4) for v in losses]}.",
-           hint="check that lif has finite gradients and that LIF is used only after the first convolution.")  # fmt: skip
+    expect(
+        finite and losses[-1] < losses[0],
+        "Six SGD steps (lr 3e-5, cross entropy) on a fixed batch should lower the loss without NaNs.",
+        inputs=describe_inputs(seed, x=x, labels=labels),
+        details=f"Losses: {[round(v, 4) for v in losses]}.",
+        hint="check that lif has finite gradients and that LIF is used only after the first convolution.",
+    )
 
 
 @pytest.mark.points(4)
@@ -121,6 +141,9 @@ def test_gradients_reach_the_first_convolution(student, gen, seed):
     x = torch.rand(2, 1, 28, 28, generator=gen)
     grads = list(net.grad(x)["param_grads"].values())
     first = grads[0] if grads else None
-    expect(first is not None and bool(torch.isfinite(first).all()) and bool(first.abs().sum() > 0),
-           "No finite gradient reaches the first convolution's weights.", inputs=describe_inputs(seed, x=x),
-           hint="the LIF activation must be differentiable: build it from torch operations.")  # fmt: skip
+    expect(
+        first is not None and bool(torch.isfinite(first).all()) and bool(first.abs().sum() > 0),
+        "No finite gradient reaches the first convolution's weights.",
+        inputs=describe_inputs(seed, x=x),
+        hint="the LIF activation must be differentiable: build it from torch operations.",
+    )
