@@ -161,7 +161,7 @@ MAX_TABLE_ROWS = 60
 def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], title: str) -> Table:
     """One row per submission: each exercise's score coloured by status (the status named unless plain)."""
     table = Table(title=title, title_justify="left", caption=LEGEND, caption_justify="left")
-    table.add_column("submission", overflow="fold")
+    table.add_column("submission", no_wrap=True)
     maxima = {e.id: e.max_score for e in results[0].exercises} if results else {}
     for exercise_id in exercise_ids:
         table.add_column(f"{exercise_id}\n/{maxima.get(exercise_id, 0):g}", justify="right", overflow="fold")
@@ -173,8 +173,8 @@ def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], 
         for exercise in result.exercises:
             style = STATUS_STYLE.get(exercise.status, "")
             note = "" if exercise.status in ("passed", "partial", "failed") else f" {exercise.status}"
-            cells.append(f"[{style}]{exercise.score:g}{note}[/]")
-        table.add_row(result.submission, *cells, f"{result.score:g}")
+            cells.append(f"[{style}]{exercise.score:.4g}{note}[/]")
+        table.add_row(result.submission, *cells, f"{result.score:.4g}")
     return table
 
 

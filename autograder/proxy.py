@@ -62,9 +62,8 @@ class Worker:
 
     def __init__(self, threads: int = 1, env: dict[str, str] | None = None) -> None:
         self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
-        config = WorkerConfig(
-            scratch=self.scratch, threads=threads, hidden_paths=(str(PROJECT_ROOT), os.getcwd()), env=env or {}
-        )
+        config = WorkerConfig(scratch=self.scratch, threads=threads, hidden_paths=(str(PROJECT_ROOT), os.getcwd()))
+        config.env.update(env or {})
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")

@@ -23,6 +23,8 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
         for exercise in result.exercises:
             failed = [t for t in exercise.tests if not t.passed]
             if exercise.status != "passed" and failed:
+                if failed[0].message in result.errors:
+                    continue  # the submission-level error above already says it
                 first = failed[0].message.splitlines()[0] if failed[0].message else "failed"
                 lines.append(f"{result.submission} / {exercise.id} ({exercise.status}): {first}")
     return lines
