@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             cmd_list(console)
     except (SpecError, GradingError, ValueError) as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}", markup=True)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
         return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; the results written so far are kept")
@@ -122,7 +122,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> None:
         results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
         console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
         for line in report.feedback_lines(results):
-            console.print(line, markup=False)
+            console.print(line, markup=False, soft_wrap=True)
         console.print()
     console.print(f"Results written to {args.out}/<assignment>/.")
 
@@ -137,7 +137,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
     console.print(f"Public checks of '{spec.name}' on {args.notebook}:")
     results = grade_chunk(spec, submissions, _options(args), public_only=True)
     for line in report.check_lines(results[0]):
-        console.print(line, markup=False)
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def cmd_list(console: Console) -> None:

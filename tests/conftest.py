@@ -1,0 +1,48 @@
+"""Helpers for the project's own tests: writing submissions, grading them in-process or through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.grader import grade_chunk
+from autograder.paths import PROJECT_ROOT
+from autograder.pytest_plugin import GradingOptions
+from autograder.results import SubmissionResult
+from autograder.spec import load_assignment
+from autograder.submission import load_submissions, notebook_bytes
+
+EXAMPLES = PROJECT_ROOT / "examples" / "submissions"
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(notebook_bytes(cells))
+    return path
+
+
+def grade_paths(assignment: str, paths: list[Path], **options: object) -> list[SubmissionResult]:
+    """Grade in this process (student code still runs in workers); results in the order of `paths`."""
+    return grade_chunk(load_assignment(assignment), load_submissions(paths), GradingOptions(**options))  # type: ignore[arg-type]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def notebook(tmp_path: Path):
+    def make(name: str, *cells: str) -> Path:
+        return write_notebook(tmp_path / name, list(cells))
+
+    return make

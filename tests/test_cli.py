@@ -1,0 +1,164 @@
+"""End to end through the real command: demo, grade, check, and the files they write."""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autograder import messages
+from autograder.paths import PROJECT_ROOT
+
+from .conftest import EXAMPLES, run_cli
+
+EXPECTED = json.loads((EXAMPLES / "expected_scores.json").read_text())
+DOCUMENTED_KEYS = {"submission", "assignment", "score", "max_score", "device", "duration_s", "errors", "exercises"}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = run_cli("demo", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def result(out, assignment, submission):
+    return json.loads((out / assignment / submission.replace(".ipynb", ".json")).read_text())
+
+
+@pytest.mark.parametrize(
+    "assignment, submission",
+    [(a, s) for a, subs in EXPECTED.items() for s in subs],
+)
+def test_demo_scores_match_the_expected_ones(demo, assignment, submission):
+    data = result(demo[0], assignment, submission)
+    got = {e["id"]: [e["score"], e["status"]] for e in data["exercises"]}
+    assert got == EXPECTED[assignment][submission]
+
+
+@pytest.mark.parametrize("assignment", sorted(EXPECTED))
+def test_correct_submission_gets_every_point(demo, assignment):
+    data = result(demo[0], assignment, "correct.ipynb")
+    assert data["score"] == data["max_score"] > 0
+    assert all(e["status"] == "passed" for e in data["exercises"])
+
+
+@pytest.mark.parametrize("assignment", sorted(EXPECTED))
+def test_template_gets_zero_with_failed_or_missing(demo, assignment):
+    data = result(demo[0], assignment, "template.ipynb")
+    assert data["score"] == 0
+    assert {e["status"] for e in data["exercises"]} <= {"failed", "missing"}
+    message = data["exercises"][0]["tests"][0]["message"]
+    assert "NotImplementedError" in message and messages.NOT_IMPLEMENTED_HINT in message
+
+
+@pytest.mark.parametrize("assignment", sorted(EXPECTED))
+def test_broken_file_is_an_error_and_the_rest_is_graded(demo, assignment):
+    data = result(demo[0], assignment, "broken.ipynb")
+    assert data["score"] == 0 and {e["status"] for e in data["exercises"]} == {"error"}
+    assert "broken.ipynb could not be read as a Jupyter notebook" in data["errors"][0]
+    assert result(demo[0], assignment, "correct.ipynb")["score"] > 0
+
+
+def test_partly_wrong_loses_exactly_its_wrong_exercises_with_expected_and_got(demo):
+    data = result(demo[0], "mlp", "partly_wrong.ipynb")
+    by_id = {e["id"]: e for e in data["exercises"]}
+    assert by_id["approximate_function"]["status"] == by_id["Net"]["status"] == "passed"
+    ce = by_id["cross_entropy_loss"]
+    failed = [t for t in ce["tests"] if not t["passed"]]
+    first = failed[0]["message"]
+    # It sums instead of averaging: the message names both numbers and the likely cause.
+    assert "Expected 0.346727 but got 0.693455" in first
+    assert "averaged over the batch, not summed" in first
+    split = [t for t in by_id["shuffle_and_split"]["tests"] if not t["passed"]]
+    assert any("first 20% of the shuffled rows, not the last" in t["message"] for t in split)
+
+
+def test_json_has_exactly_the_documented_shape(demo):
+    data = result(demo[0], "decoding", "partly_wrong.ipynb")
+    assert DOCUMENTED_KEYS <= set(data)
+    assert data["assignment"] == "decoding" and data["submission"] == "partly_wrong.ipynb"
+    assert data["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    for exercise in data["exercises"]:
+        assert {"id", "score", "max_score", "status", "tests"} <= set(exercise)
+        assert exercise["status"] in ("passed", "partial", "failed", "missing", "error", "timeout")
+        for test in exercise["tests"]:
+            assert {"name", "score", "max_score", "passed", "hidden", "message"} <= set(test)
+            assert "[submission" not in test["name"]
+    assert data["score"] == sum(e["score"] for e in data["exercises"])
+
+
+def test_grades_csv_has_the_documented_header_and_rows(demo):
+    with open(demo[0] / "spiking" / "grades.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["submission", "LIF", "LIFNet", "total", "max_total"]
+    by_name = {r[0]: r for r in rows[1:]}
+    assert set(by_name) == set(EXPECTED["spiking"])
+    assert by_name["correct.ipynb"][1:] == ["50", "50", "100", "100"]
+
+
+def test_demo_prints_tables_and_feedback(demo):
+    stdout = demo[1]
+    for name in ("mlp", "decoding", "spiking"):
+        assert f"{name}:" in stdout
+    assert "partly_wrong.ipynb / cross_entropy_loss (partial)" in stdout
+
+
+def test_grade_command_writes_results(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("grade", "decoding", str(EXAMPLES / "decoding"), "--out", str(out), "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "broken.json", "correct.json", "grades.csv", "partly_wrong.json", "template.json"
+    ]  # fmt: skip
+    assert "Results written to" in proc.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when CUDA is absent")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path):
+    proc = run_cli("grade", "mlp", str(EXAMPLES / "mlp" / "correct.ipynb"), "--device", "cuda", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert messages.NO_CUDA in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_assignment_and_empty_input_are_tool_errors(tmp_path):
+    proc = run_cli("grade", "nosuch", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "no assignment.toml" in proc.stderr
+    proc = run_cli("grade", "mlp", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "No submissions" in proc.stderr
+
+
+def test_check_command_reports_public_checks_only(tmp_path):
+    proc = run_cli("check", str(EXAMPLES / "mlp" / "partly_wrong.ipynb"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Public checks of 'mlp'" in out
+    assert "[FAIL] cross_entropy_loss: tutorial_example" in out
+    assert "Expected 0.346727 but got 0.693455" in out
+    assert "[PASS] Net: tutorial_output_shape" in out
+    assert "random_batches" not in out  # hidden checks stay hidden
+
+
+def test_plain_pytest_runs_the_checks_on_its_own(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "assignments/mlp/checks", "-p", "no:cacheprovider", "-q",
+         "--submission", str(EXAMPLES / "mlp" / "correct.ipynb")],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "correct.ipynb: 40/40" in proc.stdout
+
+
+def test_python_dash_m_and_console_script_agree():
+    script = shutil.which("autograder", path=os.path.dirname(sys.executable))
+    assert script is not None
+    listed = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "cross_entropy_loss (10)" in listed.stdout
+    assert run_cli("list").stdout == listed.stdout
