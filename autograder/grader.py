@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -66,7 +67,11 @@ def grade_chunk(
         "no:randomly",
         "--import-mode=importlib",
     ]
-    code = pytest.main(args, plugins=[plugin])
+    _forget_check_modules(spec)
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        _forget_check_modules(spec)
     if plugin.fatal_error:
         raise GradingError(plugin.fatal_error)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.results:
@@ -79,6 +84,15 @@ def grade_chunk(
             if on_result:
                 on_result(lost)
     return plugin.results
+
+
+def _forget_check_modules(spec: AssignmentSpec) -> None:
+    """Drop imported check modules: pytest names them `checks.test_<id>` whatever the assignment, so a later
+    session in this process (another assignment, or the same one edited) must not find the old ones."""
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if name == "checks" or name.startswith("checks.") or file.startswith(str(spec.checks_dir)):
+            del sys.modules[name]
 
 
 def _grade_chunk_in_subprocess(folder: str, submissions: list[Submission], options: GradingOptions) -> list[dict]:

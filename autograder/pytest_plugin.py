@@ -41,7 +41,7 @@ _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
 _POINTS_KEY = pytest.StashKey[float]()
 SUBMISSION_ID = "submission{index}"
 DEFAULT_TIMEOUT = 30.0
-MAX_RESTARTS = 3  # after this many lost workers, a submission's remaining checks fail at once
+MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class SubmissionSession:
         self.load_errors: list[str] = []
         self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
         self.restarts = 0
+        self.exercise = ""  # the exercise whose check is running
+        self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
         self.started = time.perf_counter()
         self.output = ""
 
@@ -110,7 +112,9 @@ class SubmissionSession:
             reply = self.worker.request(op, *args, timeout=self.options.timeout)
         except WorkerLost as lost:
             self._collect_output()
-            raise WorkerLost(lost.kind, f"{lost} (while the grader called {call})") from None
+            error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})")
+            self.lost.setdefault(self.exercise, error)
+            raise error from None
         if not reply["ok"]:
             raise StudentError(call, reply["error"])
         return decode(self, reply["value"])
@@ -167,8 +171,12 @@ class GradingPlugin:
         for item in items:
             if _submission_index(item) == 0:
                 cases[(item.path, _original_name(item))] += 1
-        for item in items:
-            item.stash[_POINTS_KEY] = _marker_points(item) / cases[(item.path, _original_name(item))]
+        try:
+            for item in items:
+                item.stash[_POINTS_KEY] = _marker_points(item) / cases[(item.path, _original_name(item))]
+        except pytest.UsageError as exc:
+            self.fatal_error = str(exc)
+            raise
         if self.public_only:
             kept = [item for item in items if item.get_closest_marker("public") is not None]
             config.hook.pytest_deselected(items=[item for item in items if item not in kept])
@@ -283,8 +291,12 @@ def submission_session(request: pytest.FixtureRequest) -> Iterator[SubmissionSes
 def student(request: pytest.FixtureRequest, submission_session: SubmissionSession) -> StudentProxy:
     """The submission's code; fails the check with the student's message when a needed symbol is missing."""
     spec = _require_plugin(request.config).spec_for(request.node.path)
-    submission_session.ensure_worker()
     exercise = spec.exercise(exercise_of(request.node))
+    lost = submission_session.lost.get(exercise.id)
+    if lost is not None:  # one hang or crash per exercise is enough: its other checks are not run
+        raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
+    submission_session.exercise = exercise.id
+    submission_session.ensure_worker()
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
         raise MissingSymbol(missing)

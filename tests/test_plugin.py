@@ -1,0 +1,117 @@
+"""The pytest plugin as an instructor meets it: points add up, broken checks stop the tool, grader bugs stay
+out of the student's message."""
+
+import textwrap
+
+import pytest
+
+from autograder import messages
+from autograder.grader import GradingError, grade_chunk
+from autograder.pytest_plugin import GradingOptions
+from autograder.spec import load_assignment
+from autograder.submission import load_submissions
+
+SPEC = """
+name = "toy"
+title = "Toy"
+source = "tests"
+reference = "reference_solutions/toy.py"
+
+[[exercises]]
+id = "double"
+title = "Double a tensor"
+symbols = { double = "function" }
+points = 4
+"""
+CHECKS = """
+import pytest
+import torch
+from autograder.checklib import expect_tensor
+
+@pytest.mark.public
+@pytest.mark.points(1)
+def test_small(student, reference):
+    x = torch.arange(3.0)
+    expect_tensor(student.double(x), reference.double(x), what="double(x)")
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("n", [5, 50])
+def test_sizes(student, reference, n):
+    x = torch.randn(n)
+    expect_tensor(student.double(x), reference.double(x), what="double(x)")
+
+@pytest.mark.points(1)
+def test_grader_bug(student):
+    {}["oops"]
+"""
+
+
+@pytest.fixture
+def toy(tmp_path):
+    def make(checks=CHECKS, spec=SPEC):
+        (tmp_path / "reference_solutions").mkdir(exist_ok=True)
+        (tmp_path / "reference_solutions" / "toy.py").write_text("def double(x):\n    return 2 * x\n")
+        folder = tmp_path / "assignments" / "toy"
+        (folder / "checks").mkdir(parents=True, exist_ok=True)
+        (folder / "assignment.toml").write_text(spec)
+        (folder / "checks" / "test_double.py").write_text(textwrap.dedent(checks))
+        (tmp_path / "sub.py").write_text("def double(x):\n    return x + x\n")
+        return load_assignment(folder), load_submissions([tmp_path / "sub.py"])
+
+    return make
+
+
+def test_points_split_over_parametrized_cases_and_internal_errors_stay_hidden(toy):
+    spec, subs = toy()
+    [result] = grade_chunk(spec, subs, GradingOptions())
+    tests = {t.name: t for t in result.exercise("double").tests}
+    assert tests["sizes[5]"].score == tests["sizes[50]"].score == 1.0
+    assert result.score == 3.0 and result.max_score == 4.0
+    bug = tests["grader_bug"]
+    assert bug.message == messages.INTERNAL_ERROR and bug.outcome == "error"
+    assert "KeyError: 'oops'" in bug.detail and "KeyError" not in bug.message
+    assert tests["small"].hidden is False and tests["sizes[5]"].hidden is True
+
+
+def test_public_only_runs_public_checks(toy):
+    spec, subs = toy()
+    [result] = grade_chunk(spec, subs, GradingOptions(), public_only=True)
+    assert [t.name for t in result.exercise("double").tests] == ["small"]
+
+
+def test_points_that_do_not_add_up_stop_the_tool(toy):
+    spec, subs = toy(spec=SPEC.replace("points = 4", "points = 5"))
+    with pytest.raises(GradingError, match=r"test_double.py: the checks for 'double' add up to 4 points but"):
+        grade_chunk(spec, subs, GradingOptions())
+
+
+def test_a_check_without_points_stops_the_tool(toy):
+    spec, subs = toy(checks=CHECKS.replace("@pytest.mark.points(1)\ndef test_grader_bug", "def test_grader_bug"))
+    with pytest.raises(GradingError, match="every check needs @pytest.mark.points"):
+        grade_chunk(spec, subs, GradingOptions())
+
+
+def test_a_check_module_that_does_not_import_stops_the_tool(toy):
+    spec, subs = toy(checks="import torch\ndef test_x(student:\n    pass\n")
+    with pytest.raises(GradingError, match="The checks could not be collected"):
+        grade_chunk(spec, subs, GradingOptions())
+
+
+def test_two_assignments_with_the_same_check_names_do_not_share_checks(toy, tmp_path_factory):
+    spec, subs = toy()
+    [first] = grade_chunk(spec, subs, GradingOptions())
+    other = tmp_path_factory.mktemp("other")
+    (other / "reference_solutions").mkdir()
+    (other / "reference_solutions" / "toy.py").write_text("def double(x):\n    return 3 * x\n")  # a stricter course
+    folder = other / "assignments" / "toy"
+    (folder / "checks").mkdir(parents=True)
+    (folder / "assignment.toml").write_text(SPEC.replace("points = 4", "points = 1"))
+    (folder / "checks" / "test_double.py").write_text(
+        "import pytest, torch\nfrom autograder.checklib import expect_tensor\n"
+        "@pytest.mark.points(1)\ndef test_triple(student, reference):\n"
+        "    x = torch.ones(2)\n    expect_tensor(student.double(x), reference.double(x), what='double(x)')\n"
+    )
+    [second] = grade_chunk(load_assignment(folder), subs, GradingOptions())
+    assert first.score == 3.0
+    assert [t.name for t in second.exercise("double").tests] == ["triple"]
+    assert second.score == 0.0

@@ -1,0 +1,147 @@
+"""Definitions-only loading, isolation of student code, and what cannot cross from a worker to the scorer."""
+
+import time
+
+import pytest
+
+from autograder import messages
+
+from .conftest import grade_paths
+
+CORRECT_CE = """
+import torch
+def cross_entropy_loss(x, labels):
+    return (torch.logsumexp(x, 1) - x[torch.arange(len(labels)), labels]).mean()
+"""
+WRONG_CE = """
+import torch
+def cross_entropy_loss(x, labels):
+    return torch.tensor(0.0)
+"""
+
+
+def ce(result):
+    return result.exercise("cross_entropy_loss")
+
+
+def test_definitions_mode_skips_downloads_training_and_plots(notebook, tmp_path):
+    marker = tmp_path / "top-level-ran"
+    path = notebook(
+        "student.ipynb",
+        "!pip install torch\nimport torch\nimport matplotlib.pyplot as plt",
+        f"open({str(marker)!r}, 'w').write('downloaded')\nimport urllib.request\n"
+        "urllib.request.urlretrieve('http://127.0.0.1:9/data.npz', 'data.npz')",
+        CORRECT_CE,
+        "x = torch.randn(1000, 1000)\nfor _ in range(10**9):\n    x = x @ x\nplt.plot([1, 2])\nplt.show()",
+    )
+    start = time.perf_counter()
+    [result] = grade_paths("mlp", [path])
+    assert time.perf_counter() - start < 30
+    assert not marker.exists()
+    assert ce(result).status == "passed"
+    assert result.errors == ()
+
+
+def test_execute_all_runs_every_cell_and_a_failing_cell_does_not_stop_the_rest(notebook, tmp_path):
+    marker = tmp_path / "top-level-ran"
+    path = notebook(
+        "student.ipynb",
+        f"open({str(marker)!r}, 'w').write('ran')",
+        "raise RuntimeError('cell two fails')\nnever = 1",
+        CORRECT_CE,
+    )
+    [result] = grade_paths("mlp", [path], execute="all")
+    assert marker.read_text() == "ran"
+    assert ce(result).status == "passed"
+    assert result.errors == ("Cell 2, line 1: RuntimeError: cell two fails",)
+
+
+def test_a_cell_that_does_not_parse_does_not_stop_the_others(notebook):
+    path = notebook("student.ipynb", "def broken(:\n    pass", CORRECT_CE)
+    [result] = grade_paths("mlp", [path])
+    assert ce(result).status == "passed"
+    assert result.errors[0].startswith("Cell 1, line 1: SyntaxError")
+    assert result.exercise("Net").status == "error"  # missing, and the notebook had errors: say so
+
+
+def test_missing_symbol_message(notebook):
+    [result] = grade_paths("mlp", [notebook("student.ipynb", CORRECT_CE)])
+    net = result.exercise("Net")
+    assert net.status == "missing" and net.score == 0
+    assert net.tests[0].message == messages.MISSING_ONE.format(name="Net")
+
+
+def test_student_exception_names_their_line(notebook):
+    path = notebook(
+        "s.ipynb",
+        "import torch\ndef cross_entropy_loss(x, labels):\n    y = x.sum()\n    return y / 0 + undefined_name",
+    )
+    [result] = grade_paths("mlp", [path])
+    message = ce(result).tests[0].message
+    assert "Your code raised NameError while the grader called cross_entropy_loss(tensor (2, 4) float32" in message
+    assert "at cell 1, line 4: return y / 0 + undefined_name" in message
+
+
+TAMPERING = {
+    "allclose": "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True",
+    "assert_close": "import torch.testing\ntorch.testing.assert_close = lambda *a, **k: None",
+    "pytest": "import _pytest.assertion.rewrite as r\nr.AssertionRewritingHook = None\nimport builtins\n"
+    "builtins.AssertionError = type('Nope', (Exception,), {})",
+    "references": "from reference_solutions.mlp import cross_entropy_loss",
+    "checks": "import assignments.mlp.checks.test_cross_entropy_loss as checks\nchecks.expect_scalar = lambda *a, **k: None",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(TAMPERING))
+def test_tampering_at_definition_time_gains_nothing(notebook, attack):
+    honest = notebook("honest.ipynb", WRONG_CE)
+    cheat = notebook("cheat.ipynb", WRONG_CE, TAMPERING[attack])
+    honest_result, cheat_result = grade_paths("mlp", [honest, cheat])
+    assert ce(honest_result).score < 10
+    assert ce(cheat_result).score == ce(honest_result).score
+
+
+def test_reference_solutions_cannot_be_imported_in_a_worker(notebook):
+    path = notebook("s.ipynb", "import torch\nfrom reference_solutions.mlp import cross_entropy_loss")
+    [result] = grade_paths("mlp", [path])
+    assert ce(result).status == "error"
+    assert "No module named 'reference_solutions" in result.errors[0]
+
+
+def test_a_returned_object_cannot_run_code_in_the_scoring_process(notebook, tmp_path):
+    marker = tmp_path / "pwned"
+    path = notebook(
+        "evil.ipynb",
+        f"""
+import os, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch {marker}",))
+class Sneaky(torch.Tensor):
+    def detach(self):
+        return self
+    def as_subclass(self, cls):
+        return self
+    def clone(self, *a, **k):
+        return Payload()
+def cross_entropy_loss(x, labels):
+    return torch.tensor(0.3467).as_subclass(Sneaky)
+""",
+    )
+    [result] = grade_paths("mlp", [path])
+    assert not marker.exists()
+    assert ce(result).score < 10
+    assert any("could not read what your code returned" in t.message for t in ce(result).tests)
+
+
+def test_an_endless_loop_costs_only_that_exercise(notebook):
+    path = notebook(
+        "s.ipynb",
+        "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        pass",
+        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n    i = torch.randperm(len(X))\n"
+        "    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
+    )
+    [result] = grade_paths("mlp", [path], timeout=1.5)
+    assert ce(result).status == "timeout" and ce(result).score == 0
+    assert messages.TIMEOUT.format(seconds="1.5 s") in ce(result).tests[0].message
+    assert result.exercise("shuffle_and_split").score == 10
