@@ -114,8 +114,12 @@ def test_grade_command_writes_results(tmp_path):
     proc = run_cli("grade", "decoding", str(EXAMPLES / "decoding"), "--out", str(out), "--jobs", "2")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "broken.json", "correct.json", "grades.csv", "partly_wrong.json", "template.json"
-    ]  # fmt: skip
+        "broken.json",
+        "correct.json",
+        "grades.csv",
+        "partly_wrong.json",
+        "template.json",
+    ]
     assert "Results written to" in proc.stdout
 
 
@@ -148,10 +152,23 @@ def test_check_command_reports_public_checks_only(tmp_path):
 def test_plain_pytest_runs_the_checks_on_its_own(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "assignments/mlp/checks", "-p", "no:cacheprovider", "-q",
-         "--submission", str(EXAMPLES / "mlp" / "correct.ipynb")],
-        capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "assignments/mlp/checks",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--submission",
+            str(EXAMPLES / "mlp" / "correct.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "correct.ipynb: 40/40" in proc.stdout
 

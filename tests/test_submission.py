@@ -36,8 +36,13 @@ def test_non_python_cell_magics_drop_the_cell():
 
 def test_notebook_cells_keep_their_index_and_skip_markdown(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# hi"), nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell(""), nbformat.v4.new_code_cell("%%bash\nls"), nbformat.v4.new_code_cell("y = 2")]  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# hi"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell(""),
+        nbformat.v4.new_code_cell("%%bash\nls"),
+        nbformat.v4.new_code_cell("y = 2"),
+    ]
     path = tmp_path / "a.ipynb"
     nbformat.write(nb, str(path))
     [sub] = load_submissions([path])
@@ -47,10 +52,24 @@ def test_notebook_cells_keep_their_index_and_skip_markdown(tmp_path):
 
 def test_an_old_notebook_format_is_upgraded(tmp_path):
     v3 = {
-        "nbformat": 3, "nbformat_minor": 0, "metadata": {},
-        "worksheets": [{"cells": [{"cell_type": "code", "input": "def f(x):\n    return x", "language": "python",
-                                   "outputs": [], "metadata": {}}], "metadata": {}}],
-    }  # fmt: skip
+        "nbformat": 3,
+        "nbformat_minor": 0,
+        "metadata": {},
+        "worksheets": [
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "input": "def f(x):\n    return x",
+                        "language": "python",
+                        "outputs": [],
+                        "metadata": {},
+                    }
+                ],
+                "metadata": {},
+            }
+        ],
+    }
     path = tmp_path / "old.ipynb"
     path.write_text(json.dumps(v3))
     [sub] = load_submissions([path])

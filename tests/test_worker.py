@@ -88,7 +88,8 @@ TAMPERING = {
     "pytest": "import _pytest.assertion.rewrite as r\nr.AssertionRewritingHook = None\nimport builtins\n"
     "builtins.AssertionError = type('Nope', (Exception,), {})",
     "references": "from reference_solutions.mlp import cross_entropy_loss",
-    "checks": "import assignments.mlp.checks.test_cross_entropy_loss as checks\nchecks.expect_scalar = lambda *a, **k: None",
+    "checks": "import assignments.mlp.checks.test_cross_entropy_loss as checks\n"
+    "checks.expect_scalar = lambda *a, **k: None",
 }
 
 
@@ -138,8 +139,8 @@ def test_an_endless_loop_costs_only_that_exercise(notebook):
     path = notebook(
         "s.ipynb",
         "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        pass",
-        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n    i = torch.randperm(len(X))\n"
-        "    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
+        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n"
+        "    i = torch.randperm(len(X))\n    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
     )
     [result] = grade_paths("mlp", [path], timeout=1.5)
     assert ce(result).status == "timeout" and ce(result).score == 0
