@@ -182,12 +182,13 @@ def forbidden_uses(cells: list[str], name: str, forbidden: tuple[str, ...]) -> l
     for definition in function_sources(cells, name):
         for node in ast.walk(definition):
             ident = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            line = getattr(node, "lineno", "?")
             if ident in last_parts:
-                uses.append(f"{ident} (line {node.lineno} of {definition.name})")
+                uses.append(f"{ident} (line {line} of {definition.name})")
             elif ident in FORBIDDEN_DYNAMIC:
-                uses.append(f"{ident} (line {node.lineno} of {definition.name}: a dynamic look-up)")
+                uses.append(f"{ident} (line {line} of {definition.name}: a dynamic look-up)")
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in last_parts:
-                uses.append(f"'{node.value}' (line {node.lineno} of {definition.name})")
+                uses.append(f"'{node.value}' (line {line} of {definition.name})")
     return uses
 
 

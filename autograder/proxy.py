@@ -49,10 +49,11 @@ class SubmissionUnreadable(Exception):
     pass
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> multiprocessing.context.ForkServerContext:
     # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
     # re-import per submission, and none of the scoring process's state (references, checks) in the child.
     context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, multiprocessing.context.ForkServerContext)
     context.set_forkserver_preload(["autograder.worker"])
     return context
 
