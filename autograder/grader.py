@@ -65,6 +65,7 @@ def grade_chunk(
         "no:terminal",
         "-p",
         "no:randomly",
+        "-s",  # no output capture: a progress display must keep drawing while checks run
         "--import-mode=importlib",
     ]
     _forget_check_modules(spec)

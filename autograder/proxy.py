@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import multiprocessing
 import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
+import types
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -58,6 +62,18 @@ def _context() -> multiprocessing.context.ForkServerContext:
     return context
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """multiprocessing re-imports the parent's main script in a new process; an instructor's script that calls
+    `grade()` would then run again inside the worker. Starting the worker with a bare `__main__` prevents it."""
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
+
+
 class Worker:
     """One worker process and the pipe to it."""
 
@@ -68,7 +84,8 @@ class Worker:
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child.close()
         self.seq = 0
         _live_workers.add(self)
@@ -155,14 +172,14 @@ class RemoteObject:
         return self.call(*args, **kwargs)
 
     def call(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> Any:
-        """Call it in the worker; `grader_seed` seeds torch, numpy and random there right before the call."""
+        """Call it in the worker, after seeding torch, numpy and random there (default: the check's seed)."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, grader_seed, call=description)
+        return self._session.ask("call", self._ref, args, kwargs, self._seed(grader_seed), call=description)
 
     def call_keeping_args(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, grader_seed, True, call=description)
+        return self._session.ask("call", self._ref, args, kwargs, self._seed(grader_seed), True, call=description)
 
     def sgd_steps(self, inputs: Any, labels: Any, lr: float, steps: int) -> list[float]:
         """Train this remote module a few full-batch SGD steps with cross entropy; returns the losses."""
@@ -171,7 +188,12 @@ class RemoteObject:
     def grad(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
         """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("grad", self._ref, args, kwargs, grader_seed, call=description)
+        return self._session.ask("grad", self._ref, args, kwargs, self._seed(grader_seed), call=description)
+
+    def _seed(self, grader_seed: int | None) -> int:
+        # Every call is seeded (by default with the check's own seed), so a student's model initialises the
+        # same way on every run and grading is repeatable.
+        return grader_seed if grader_seed is not None else int(self._session.call_seed)
 
     def describe(self) -> dict[str, Any]:
         return self._session.ask("describe", self._ref, call=self._label)

@@ -75,6 +75,7 @@ class SubmissionSession:
         self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
         self.restarts = 0
         self.exercise = ""  # the exercise whose check is running
+        self.call_seed = 0  # seeds every call into student code during the running check
         self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
         self.started = time.perf_counter()
         self.output = ""
@@ -298,6 +299,7 @@ def student(request: pytest.FixtureRequest, submission_session: SubmissionSessio
     if lost is not None:  # one hang or crash per exercise is enough: its other checks are not run
         raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
     submission_session.exercise = exercise.id
+    submission_session.call_seed = check_seed(request.node)
     submission_session.ensure_worker()
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
@@ -335,7 +337,11 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture
 def seed(request: pytest.FixtureRequest) -> int:
     """The same seed for every submission (fair), a different one for every check."""
-    return zlib.crc32(check_name(request.node).encode()) % 2**31
+    return check_seed(request.node)
+
+
+def check_seed(item: pytest.Item) -> int:
+    return zlib.crc32(check_name(item).encode()) % 2**31
 
 
 @pytest.fixture

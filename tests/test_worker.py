@@ -146,3 +146,21 @@ def test_an_endless_loop_costs_only_that_exercise(notebook):
     assert ce(result).status == "timeout" and ce(result).score == 0
     assert messages.TIMEOUT.format(seconds="1.5 s") in ce(result).tests[0].message
     assert result.exercise("shuffle_and_split").score == 10
+
+
+def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path):
+    # multiprocessing would re-import such a script in every worker; the grader must not let it.
+    import subprocess
+    import sys
+
+    (tmp_path / "sub.py").write_text(CORRECT_CE)
+    script = tmp_path / "grade_my_class.py"
+    script.write_text(
+        "from pathlib import Path\nfrom autograder.grader import grade\n"
+        "from autograder.pytest_plugin import GradingOptions\n"
+        f"batch = grade('mlp', [Path({str(tmp_path / 'sub.py')!r})], out_dir=None, options=GradingOptions())\n"
+        "print('SCORE', batch.results[0].exercise('cross_entropy_loss').score)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.count("SCORE") == 1, proc.stderr[-2000:]
+    assert "SCORE 10.0" in proc.stdout

@@ -95,7 +95,8 @@ def test_passes_through_training_points(student):
     x_train = torch.linspace(0, 3, 8).view(-1, 1)
     y_train = x_train * torch.sin(3 * x_train)  # y(0) = 0, so the ReLU sum can pass through every point
     y_hat, _, x = unpack(student.approximate_function(x_train, y_train), "approximate_function")
-    expect(isinstance(y_hat, torch.Tensor) and isinstance(x, torch.Tensor), "y_hat and x should be tensors.")
+    ok = isinstance(y_hat, torch.Tensor) and isinstance(x, torch.Tensor) and y_hat.numel() == x.numel() == 1000
+    expect(ok, "y_hat and x should be tensors of 1000 values each.", hint="return y_hat, relu_acts, x in this order.")
     # The ReLU sum is the piecewise-linear curve through the training points: compare on the whole grid.
     grid = x.reshape(-1).double().numpy()
     through_points = np.interp(grid, x_train.view(-1).double().numpy(), y_train.view(-1).double().numpy())
