@@ -45,16 +45,17 @@ def test_layers_and_output_shape(student):
 
 @pytest.mark.points(3)
 @pytest.mark.parametrize("n_in, n_hidden, n", [(7, 20, 16), (30, 3, 5), (1, 1, 9)])
-def test_forward_matches_reference(student, reference, gen, seed, n_in, n_hidden, n):
+def test_forward_matches_reference(student, reference, gen, seed, device, n_in, n_hidden, n):
     torch.manual_seed(seed)
-    ours = reference.DeepNetReLU(n_in, n_hidden)
-    theirs = student.DeepNetReLU(n_in, n_hidden)
+    ours = reference.DeepNetReLU(n_in, n_hidden).to(device)
+    theirs = student.DeepNetReLU(n_in, n_hidden).to(device)
     transplant(ours, theirs, what=f"DeepNetReLU({n_in}, {n_hidden})")
-    r = torch.randn(n, n_in, generator=gen) * 2
+    r = (torch.randn(n, n_in, generator=gen) * 2).to(device)
     got = theirs(r)
     expect_tensor(
         got,
         ours(r).detach(),
+        check_device=True,
         what=f"The output of DeepNetReLU({n_in}, {n_hidden})",
         inputs=describe_inputs(seed, r=r) + " (same weights as the reference)",
         hint=likely_mistake(ours, r, got),

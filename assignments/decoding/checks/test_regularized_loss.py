@@ -90,8 +90,8 @@ def test_l1_term(student, reference, gen, seed):
 
 @pytest.mark.points(3)
 @pytest.mark.parametrize("n, c, w_shape", [(3, 2, (20, 5)), (25, 20, (20, 7)), (1, 5, (1, 1))])
-def test_both_terms(student, reference, gen, seed, n, c, w_shape):
-    output, target, weights = batch(gen, n, c, w_shape)
+def test_both_terms(student, reference, gen, seed, device, n, c, w_shape):
+    output, target, weights = (t.to(device) for t in batch(gen, n, c, w_shape))
     check_value(
         student,
         reference,

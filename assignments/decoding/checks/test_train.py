@@ -63,7 +63,7 @@ def weights_hint(student_weights, net, X, y, n_iter, lr):
 
 
 def run_both(student, reference, seed, X, y, **kwargs):
-    net = fresh_net(seed, X.shape[1])
+    net = fresh_net(seed, X.shape[1]).to(X.device)
     remote = student.put(copy.deepcopy(net), label="the network passed to train")
     loss_fn = kwargs.pop("loss_fn", nn.MSELoss())
     got = student.train(remote, loss_fn, X, y, **kwargs)
@@ -88,12 +88,12 @@ def test_returns_the_loss_curve(student, reference, gen, seed):
 
 
 @pytest.mark.points(5)
-def test_updates_weights_by_gradient_descent(student, reference, gen, seed):
-    X, y = problem(gen)
+def test_updates_weights_by_gradient_descent(student, reference, gen, seed, device):
+    X, y = (t.to(device) for t in problem(gen))
     _, _, remote, trained = run_both(student, reference, seed, X, y, n_iter=25, learning_rate=0.05)
     got = remote.state_dict()
     inputs = describe_inputs(seed, train_data=X, train_labels=y) + ", n_iter=25, learning_rate=0.05"
-    hint = weights_hint(got, fresh_net(seed), X, y, 25, 0.05)
+    hint = weights_hint(got, fresh_net(seed).to(device), X, y, 25, 0.05)
     for name, value in trained.state_dict().items():
         expect_tensor(
             got.get(name), value, what=f"After training, the network's {name}", inputs=inputs, hint=hint, **TOL

@@ -86,15 +86,16 @@ def test_activation_built_from_string(student, actv, kind, detail):
 
 @pytest.mark.points(4)
 @pytest.mark.parametrize("actv, n_in, hidden, n_out, shape", CONFIGS, ids=[c[0] for c in CONFIGS])
-def test_forward_matches_reference(student, reference, gen, seed, actv, n_in, hidden, n_out, shape):
+def test_forward_matches_reference(student, reference, gen, seed, device, actv, n_in, hidden, n_out, shape):
     torch.manual_seed(seed)
-    ours = reference.Net(actv, n_in, hidden, n_out)
-    theirs = student.Net(actv, n_in, hidden, n_out)
+    ours = reference.Net(actv, n_in, hidden, n_out).to(device)
+    theirs = student.Net(actv, n_in, hidden, n_out).to(device)
     transplant(ours, theirs, what=label(actv, n_in, hidden, n_out))
-    x = torch.randn(*shape, generator=gen)
+    x = torch.randn(*shape, generator=gen).to(device)
     expect_tensor(
         theirs(x),
         ours(x).detach(),
+        check_device=True,
         what=f"The output of {label(actv, n_in, hidden, n_out)}",
         inputs=describe_inputs(seed, x=x) + " (same weights as the reference)",
         hint="apply the activation after every hidden layer but not after the output layer, and reshape the input "

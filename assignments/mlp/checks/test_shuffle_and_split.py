@@ -38,8 +38,8 @@ def test_tutorial_sizes(student):
 
 @pytest.mark.points(3)
 @pytest.mark.parametrize("n, seed_value", [(4000, 2021), (53, 7), (10, 0)])
-def test_matches_reference(student, reference, n, seed_value):
-    X, y = data(n)
+def test_matches_reference(student, reference, device, n, seed_value):
+    X, y = (t.to(device) for t in data(n))
     got = unpack(student.shuffle_and_split_data(X, y, seed=seed_value))
     expected = reference.shuffle_and_split_data(X, y, seed_value)
     inputs = describe_inputs(X=X, y=y) + f", seed {seed_value}"

@@ -57,8 +57,8 @@ def test_lif_matches_the_formula(student, reference):
 
 
 @pytest.mark.points(5)
-def test_lif_float32_values(student, reference, gen, seed):
-    x = torch.cat([torch.linspace(-3, 10, 131), torch.rand(50, generator=gen) * 13 - 3])
+def test_lif_float32_values(student, reference, gen, seed, device):
+    x = torch.cat([torch.linspace(-3, 10, 131), torch.rand(50, generator=gen) * 13 - 3]).to(device)
     got = student.lif(x)
     # The direct formula loses digits in float32 below threshold, where 1 + exp(z / gamma) rounds to 1: up to
     # about 1.6 Hz there, out of 250. atol = 2 Hz accepts it; any formula mistake is off by far more.
@@ -66,6 +66,7 @@ def test_lif_float32_values(student, reference, gen, seed):
         got,
         reference.lif(x.double()).float(),
         what="lif(x) for float32 x",
+        check_device=True,
         inputs=describe_inputs(seed, x=x),
         rtol=1e-3,
         atol=2.0,
@@ -221,14 +222,14 @@ def test_lif_keeps_shape_and_dtype(student, gen, seed):
 
 @pytest.mark.public
 @pytest.mark.points(6)
-def test_LIF_module_applies_lif(student, reference, gen, seed):
+def test_LIF_module_applies_lif(student, reference, gen, seed, device):
     info = student.LIF.describe()
     expect(
         bool(info.get("subclass_of_module")),
         "LIF should be a subclass of nn.Module (class LIF(nn.Module)).",
         details=f"LIF is {info.get('repr')}.",
     )
-    x = torch.randn(3, 16, 5, 5, dtype=torch.float64, generator=gen) * 3
+    x = (torch.randn(3, 16, 5, 5, dtype=torch.float64, generator=gen) * 3).to(device)
     expect_tensor(
         student.LIF()(x),
         reference.lif(x),

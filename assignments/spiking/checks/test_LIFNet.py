@@ -60,17 +60,17 @@ def likely_mistake(net, x, got):
     return "use LIF after the first convolution only; ReLU after the second and after Linear(800, 512)."
 
 
-def compare(student, reference, seed, gen, n, scale, what):
+def compare(student, reference, seed, gen, device, n, scale, what):
     torch.manual_seed(seed)
-    ours = reference.LIFNet()
-    theirs = student.LIFNet()
+    ours = reference.LIFNet().to(device)
+    theirs = student.LIFNet().to(device)
     transplant(ours, theirs, what="LIFNet()", hint=ARCH_HINT)
-    x = torch.rand(n, 1, 28, 28, generator=gen) * scale
+    x = (torch.rand(n, 1, 28, 28, generator=gen) * scale).to(device)
     got = theirs(x)
     with torch.no_grad():
         candidates = []
         for activation in first_activations(student, reference):
-            if activation(torch.zeros(1)) is not None:
+            if activation(torch.zeros(1, device=device)) is not None:
                 candidates.append(expected_output(ours, x, activation))
         hint = likely_mistake(ours, x, got)
     expected = candidates[0]
@@ -133,13 +133,13 @@ def test_layer_shapes(student):
 
 
 @pytest.mark.points(14)
-def test_forward_matches_reference(student, reference, gen, seed):
-    compare(student, reference, seed, gen, 5, 1.0, "The output of LIFNet()")
+def test_forward_matches_reference(student, reference, gen, seed, device):
+    compare(student, reference, seed, gen, device, 5, 1.0, "The output of LIFNet()")
 
 
 @pytest.mark.points(6)
-def test_forward_matches_reference_on_brighter_images(student, reference, gen, seed):
-    compare(student, reference, seed, gen, 3, 4.0, "The output of LIFNet() for inputs scaled by 4")
+def test_forward_matches_reference_on_brighter_images(student, reference, gen, seed, device):
+    compare(student, reference, seed, gen, device, 3, 4.0, "The output of LIFNet() for inputs scaled by 4")
 
 
 @pytest.mark.points(6)
