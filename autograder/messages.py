@@ -21,6 +21,7 @@ MISSING_MANY = "{names} are not defined in your notebook."
 LOAD_ERROR = "Cell {cell}, line {line}: {type}: {message}"
 STUDENT_RAISED = "Your code raised {type} while the grader called {call}: {message}"
 STUDENT_LINE = "  at cell {cell}, line {line}: {source}"
+OUTPUT_LIMIT_HINT = "Hint: your code printed or wrote more than 16 MiB; print less inside functions the grader calls."
 NOT_IMPLEMENTED_HINT = "Hint: remove the `raise NotImplementedError(...)` line once you have filled in the code."
 CRASHED = "The Python process running your code stopped ({how})."
 SIGNALS = {9: "killed, perhaps for using too much memory", 11: "segmentation fault", 6: "aborted"}
@@ -38,6 +39,8 @@ def student_raised(call: str, error: dict) -> str:
         text += "\n" + STUDENT_LINE.format(cell=error.get("cell"), line=error["line"], source=error.get("source"))
     if error.get("type") == "NotImplementedError":
         text += "\n" + NOT_IMPLEMENTED_HINT
+    if "File too large" in str(error.get("message")):
+        text += "\n" + OUTPUT_LIMIT_HINT
     return text
 
 

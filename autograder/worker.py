@@ -13,6 +13,7 @@ import inspect
 import io
 import linecache
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -25,6 +26,7 @@ import torch
 from autograder.definitions import split_statements
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024  # what the worker may print or write to any one file
 _MAX_DEPTH = 32
 CELL_FILENAME = "<cell {index}>"
 
@@ -90,6 +92,8 @@ def _isolate(config: WorkerConfig) -> None:
             del sys.modules[name]
     sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
     torch.set_num_threads(config.threads)
+    # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
 
 
 class _State:

@@ -164,3 +164,17 @@ def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.stdout.count("SCORE") == 1, proc.stderr[-2000:]
     assert "SCORE 10.0" in proc.stdout
+
+
+def test_a_print_flood_is_capped_and_costs_only_its_exercise(notebook):
+    path = notebook(
+        "flood.ipynb",
+        "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        print('x' * 100_000)",
+        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n"
+        "    i = torch.randperm(len(X))\n    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
+    )
+    [result] = grade_paths("mlp", [path], timeout=20)
+    message = ce(result).tests[0].message
+    assert "File too large" in message and messages.OUTPUT_LIMIT_HINT in message
+    assert ce(result).score < 10
+    assert result.exercise("shuffle_and_split").score == 10
