@@ -13,6 +13,15 @@ import torch
 def cross_entropy_loss(x, labels):
     return (torch.logsumexp(x, 1) - x[torch.arange(len(labels)), labels]).mean()
 """
+# A correct exercise beside a misbehaving one: it must keep its points.
+CORRECT_SPLIT = """
+import torch
+def shuffle_and_split_data(X, y, seed):
+    torch.manual_seed(seed)
+    i = torch.randperm(len(X))
+    n = int(0.2 * len(X))
+    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]
+"""
 WRONG_CE = """
 import torch
 def cross_entropy_loss(x, labels):
@@ -139,8 +148,7 @@ def test_an_endless_loop_costs_only_that_exercise(notebook):
     path = notebook(
         "s.ipynb",
         "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        pass",
-        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n"
-        "    i = torch.randperm(len(X))\n    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
+        CORRECT_SPLIT,
     )
     [result] = grade_paths("mlp", [path], timeout=1.5)
     assert ce(result).status == "timeout" and ce(result).score == 0
@@ -170,8 +178,7 @@ def test_a_print_flood_is_capped_and_costs_only_its_exercise(notebook):
     path = notebook(
         "flood.ipynb",
         "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        print('x' * 100_000)",
-        "import torch\ndef shuffle_and_split_data(X, y, seed):\n    torch.manual_seed(seed)\n"
-        "    i = torch.randperm(len(X))\n    n = int(0.2 * len(X))\n    return X[i][:n], y[i][:n], X[i][n:], y[i][n:]",
+        CORRECT_SPLIT,
     )
     [result] = grade_paths("mlp", [path], timeout=20)
     message = ce(result).tests[0].message
