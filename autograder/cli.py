@@ -11,10 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autograder import report
+from autograder import messages, report
 from autograder.grader import GradingError, grade
 from autograder.paths import BUILTIN_ASSIGNMENTS, EXAMPLES_DIR
-from autograder.pytest_plugin import DEFAULT_TIMEOUT, GradingOptions, resolve_device
+from autograder.pytest_plugin import (
+    DEFAULT_BUDGET,
+    DEFAULT_CPU_SECONDS,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT,
+    GradingOptions,
+    resolve_device,
+)
 from autograder.results import SubmissionResult
 from autograder.spec import SpecError, load_assignment
 
@@ -31,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("paths", nargs="+", type=Path, help="notebooks, .py files, folders or zips of them")
     g.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scoring processes (default: cores)")
+    g.add_argument(
+        "--resume", action="store_true", help="keep the results already in --out and grade only what is missing"
+    )
     _add_run_options(g)
 
     c = commands.add_parser("check", help="run the public checks on your own notebook")
@@ -49,7 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call into student code")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds per call into student code ({DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"seconds for all the checks of one submission, 0 for no limit ({DEFAULT_BUDGET:g})",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        help=f"MiB of memory per worker, 0 for no limit ({DEFAULT_MEMORY_MB})",
+    )
+    parser.add_argument(
+        "--cpu-time",
+        type=int,
+        default=DEFAULT_CPU_SECONDS,
+        help=f"CPU seconds per worker, 0 for no limit ({DEFAULT_CPU_SECONDS})",
+    )
     parser.add_argument(
         "--execute",
         choices=("definitions", "all"),
@@ -59,7 +92,17 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> GradingOptions:
-    return GradingOptions(device=resolve_device(args.device), timeout=args.timeout, execute=args.execute)
+    for name in ("timeout", "budget", "memory", "cpu_time"):
+        if getattr(args, name) < 0 or (name == "timeout" and args.timeout == 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number")
+    return GradingOptions(
+        device=resolve_device(args.device),
+        timeout=args.timeout,
+        execute=args.execute,
+        budget=args.budget or None,
+        memory_mb=args.memory or None,
+        cpu_seconds=args.cpu_time or None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_with_progress(
-    console: Console, assignment: str | Path, paths: list[Path], out: Path | None, options: GradingOptions, jobs: int
+    console: Console,
+    assignment: str | Path,
+    paths: list[Path],
+    out: Path | None,
+    options: GradingOptions,
+    jobs: int,
+    resume: bool = False,
 ) -> list[SubmissionResult]:
     spec = load_assignment(assignment)
     columns = (
@@ -103,14 +152,21 @@ def run_with_progress(
         def graded(result: SubmissionResult) -> None:
             progress.update(task, advance=1, last=result.submission)
 
-        batch = grade(spec, paths, out_dir=out, options=options, jobs=jobs, on_result=graded, on_start=started)
+        batch = grade(
+            spec, paths, out_dir=out, options=options, jobs=jobs, on_result=graded, on_start=started, resume=resume
+        )
+    if batch.resumed:
+        console.print(f"{len(batch.resumed)} submission(s) already graded in {out}/ were kept (--resume).")
+    levels = {r.isolation for r in batch.results if r.isolation}
+    if "audit-hook" in levels:
+        console.print(messages.WEAK_SANDBOX, style="yellow")
     return batch.results
 
 
 def cmd_grade(args: argparse.Namespace, console: Console) -> None:
     options = _options(args)
     spec = load_assignment(args.assignment)
-    results = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs)
+    results = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs, args.resume)
     console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
     console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import math
 import multiprocessing
 import sys
@@ -28,10 +31,16 @@ class GradingError(RuntimeError):
 
 
 class Executor(Protocol):
-    """Runs chunks of submissions and yields their results as they finish."""
+    """Runs chunks of submissions and yields their results as they finish. Where the scoring process shares
+    the results folder with this one, it calls `on_graded` (picklable) with each result as soon as it has it,
+    so that nothing graded is lost if the batch is interrupted."""
 
     def run(
-        self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options: GradingOptions
+        self,
+        spec: AssignmentSpec,
+        chunks: Sequence[list[Submission]],
+        options: GradingOptions,
+        on_graded: Callable[[SubmissionResult], None] | None = None,
     ) -> Iterator[list[SubmissionResult]]: ...
 
 
@@ -40,6 +49,7 @@ class BatchReport:
     spec: AssignmentSpec
     results: list[SubmissionResult] = field(default_factory=list)
     out_dir: Path | None = None
+    resumed: list[SubmissionResult] = field(default_factory=list)  # kept from an earlier, interrupted run
 
 
 def grade_chunk(
@@ -96,8 +106,18 @@ def _forget_check_modules(spec: AssignmentSpec) -> None:
             del sys.modules[name]
 
 
-def _grade_chunk_in_subprocess(folder: str, submissions: list[Submission], options: GradingOptions) -> list[dict]:
-    return [r.to_dict() for r in grade_chunk(load_assignment(folder), submissions, options)]
+def _grade_chunk_in_subprocess(
+    folder: str,
+    submissions: list[Submission],
+    options: GradingOptions,
+    on_graded: Callable[[SubmissionResult], None] | None,
+) -> list[dict]:
+    return [r.to_dict() for r in grade_chunk(load_assignment(folder), submissions, options, on_result=on_graded)]
+
+
+def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult) -> None:
+    """`on_graded` for a results folder: `<stem>.json`, written atomically by the scoring process."""
+    write_json(out_dir, stems[result.submission], result)
 
 
 class LocalExecutor:
@@ -107,16 +127,20 @@ class LocalExecutor:
         self.jobs = max(1, jobs)
 
     def run(
-        self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options: GradingOptions
+        self,
+        spec: AssignmentSpec,
+        chunks: Sequence[list[Submission]],
+        options: GradingOptions,
+        on_graded: Callable[[SubmissionResult], None] | None = None,
     ) -> Iterator[list[SubmissionResult]]:
         if self.jobs == 1:
             for chunk in chunks:
-                yield grade_chunk(spec, chunk, options)
+                yield grade_chunk(spec, chunk, options, on_result=on_graded)
             return
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
             pending: set[Future[Any]] = {
-                pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options) for chunk in chunks
+                pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded) for chunk in chunks
             }
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -142,22 +166,33 @@ def grade(
     jobs: int = 1,
     on_result: Callable[[SubmissionResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> BatchReport:
-    """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`."""
+    """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`.
+    With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
     submissions = load_submissions(paths)
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
-    if on_start:
-        on_start(len(submissions))
     report = BatchReport(spec, out_dir=out_dir)
     stems = {s.name: s.stem for s in submissions}
+    if resume and out_dir is not None:
+        report.resumed = _graded_before(out_dir, spec, submissions, stems)
+        report.results.extend(report.resumed)
+        done = {r.submission for r in report.resumed}
+        submissions = [s for s in submissions if s.name not in done]
+    if on_start:
+        on_start(len(submissions))
+    # Workers must not see the inputs, the results, or this assignment's checks and references.
+    hidden = (*(str(p) for p in paths), spec.folder, spec.reference_path)
+    options = dataclasses.replace(options, hidden=tuple(str(p) for p in (*options.hidden, *hidden, out_dir) if p))
     executor = executor or LocalExecutor(jobs)
+    on_graded = functools.partial(write_result, out_dir, stems) if out_dir is not None else None
     try:
-        for results in executor.run(spec, chunked(submissions, jobs), options):
+        for results in executor.run(spec, chunked(submissions, jobs), options, on_graded):
             for result in results:
                 report.results.append(result)
-                if out_dir is not None:
+                if out_dir is not None:  # again, for executors whose processes do not share this folder
                     write_json(out_dir, stems[result.submission], result)
                 if on_result:
                     on_result(result)
@@ -167,6 +202,22 @@ def grade(
         if out_dir is not None and report.results:
             _write_csv(out_dir, spec, report.results, stems)
     return report
+
+
+def _graded_before(
+    out_dir: Path, spec: AssignmentSpec, submissions: list[Submission], stems: dict[str, str]
+) -> list[SubmissionResult]:
+    """Results already in `out_dir` for these submissions; an unreadable or foreign file is graded again."""
+    found = []
+    for sub in submissions:
+        path = out_dir / f"{stems[sub.name]}.json"
+        try:
+            result = SubmissionResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if result.assignment == spec.name and result.submission == sub.name:
+            found.append(result)
+    return found
 
 
 def _write_csv(out_dir: Path, spec: AssignmentSpec, results: list[SubmissionResult], stems: dict[str, str]) -> None:

@@ -12,6 +12,11 @@ UNREADABLE = "{name} could not be read: {problem}"
 BAD_ZIP = "{name} is not a readable zip archive: {problem}"
 NO_SUCH_FILE = "{path} does not exist"
 
+WEAK_SANDBOX = (
+    "Note: workers ran without namespaces (the grader is not root here), behind the audit-hook layer only; "
+    "see 'Running untrusted submissions safely' in the README."
+)
+
 # Running student code (student-facing)
 TIMEOUT = "Your code did not finish within {seconds} (an endless loop, or far too much work?)."
 TOO_LARGE = "Your code returned more than {limit} MiB of data to the grader."
@@ -24,7 +29,16 @@ STUDENT_LINE = "  at cell {cell}, line {line}: {source}"
 OUTPUT_LIMIT_HINT = "Hint: your code printed or wrote more than 16 MiB; print less inside functions the grader calls."
 NOT_IMPLEMENTED_HINT = "Hint: remove the `raise NotImplementedError(...)` line once you have filled in the code."
 CRASHED = "The Python process running your code stopped ({how})."
-SIGNALS = {9: "killed, perhaps for using too much memory", 11: "segmentation fault", 6: "aborted"}
+SIGNALS = {
+    9: "killed, perhaps for using too much memory",
+    11: "segmentation fault",
+    6: "aborted",
+    24: "it used up its CPU time limit",
+}
+MEMORY = "Your code used more than {limit} MiB of memory, the grader's limit (a tensor far too large?)."
+MEMORY_HINT = "Hint: your code asked for more memory than the grader allows; check the sizes of the tensors you make."
+BUDGET = "Grading your notebook took longer than its time budget of {seconds}; the remaining checks were not run."
+SANDBOX_HINT = "Hint: the grader runs your code in a sandbox; read and write files only in the working folder."
 
 
 def missing_symbols(names: list[str]) -> str:
@@ -41,6 +55,10 @@ def student_raised(call: str, error: dict) -> str:
         text += "\n" + NOT_IMPLEMENTED_HINT
     if "File too large" in str(error.get("message")):
         text += "\n" + OUTPUT_LIMIT_HINT
+    if error.get("type") == "MemoryError" or "can't allocate memory" in str(error.get("message")):
+        text += "\n" + MEMORY_HINT
+    if "the grader's sandbox does not allow" in str(error.get("message")):
+        text += "\n" + SANDBOX_HINT
     return text
 
 
@@ -79,6 +97,10 @@ def describe_call(label: str, args: tuple, kwargs: dict) -> str:
 
 # Grading (student- and instructor-facing)
 WHILE_LOADING = "Loading your notebook failed."
+LOAD_STOPPED = (
+    "Cell {cell}, line {line}: this statement stopped the grader while your notebook was loading, so it was "
+    "left out (and whatever it defines is missing): {problem}"
+)
 TOO_MANY_RESTARTS = "Your code's process was lost {n} times; the remaining checks were not run."
 CHECK_SKIPPED = "This check was skipped."
 CHECK_FAILED = "This check failed."

@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import types
 import weakref
 from collections.abc import Iterator
@@ -19,9 +20,9 @@ from typing import Any
 
 import torch
 
-from autograder import messages
+from autograder import messages, sandbox
 from autograder.paths import PROJECT_ROOT
-from autograder.worker import MAX_REPLY_BYTES, GlobalRef, Handle, WorkerConfig, worker_main
+from autograder.worker import MAX_REPLY_BYTES, GlobalRef, Handle, WorkerConfig, read_progress, worker_main
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
@@ -77,9 +78,26 @@ def _main_module_hidden() -> Iterator[None]:
 class Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, threads: int = 1, env: dict[str, str] | None = None) -> None:
-        self.scratch = tempfile.mkdtemp(prefix="autograder-worker-")
-        config = WorkerConfig(scratch=self.scratch, threads=threads, hidden_paths=(str(PROJECT_ROOT), os.getcwd()))
+    def __init__(
+        self,
+        threads: int = 1,
+        env: dict[str, str] | None = None,
+        hidden: tuple[str, ...] = (),
+        memory_mb: int | None = None,
+        cpu_seconds: int | None = None,
+        cap_address_space: bool = True,
+    ) -> None:
+        self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
+        self.memory_mb = memory_mb
+        config = WorkerConfig(
+            scratch=self.scratch,
+            threads=threads,
+            hidden_paths=(str(PROJECT_ROOT), os.getcwd()),
+            hidden_dirs=sandbox.hideable((*hidden, *default_hidden())),
+            memory_mb=memory_mb,
+            cap_address_space=cap_address_space,
+            cpu_seconds=cpu_seconds,
+        )
         config.env.update(env or {})
         context = _context()
         self.conn, child = context.Pipe()
@@ -88,6 +106,7 @@ class Worker:
             self.process.start()
         child.close()
         self.seq = 0
+        self.stopped_at: tuple[int, int, int] | None = None  # (cell, statement, line) loading when it stopped
         _live_workers.add(self)
 
     @property
@@ -98,10 +117,15 @@ class Worker:
         """Send one request and wait at most `timeout` seconds for its answer."""
         self.seq += 1
         try:
-            self.conn.send((self.seq, op, args))
-            ready = self.conn.poll(timeout)
+            # Plain pickle, not multiprocessing's: tensors travel as bytes, not as shared memory handed over a
+            # socket, which the worker's sandbox does not allow.
+            self.conn.send_bytes(pickle.dumps((self.seq, op, args), protocol=pickle.HIGHEST_PROTOCOL))
+            ready = self._wait(timeout)
         except (BrokenPipeError, EOFError, OSError):
             raise self._lost() from None
+        if ready == "memory":
+            self.stop()
+            raise WorkerLost("memory", messages.MEMORY.format(limit=self.memory_mb))
         if not ready:
             self.stop()
             raise WorkerLost("timeout", messages.TIMEOUT.format(seconds=_fmt_seconds(timeout)))
@@ -122,6 +146,18 @@ class Worker:
             raise WorkerLost("bad_reply", messages.BAD_REPLY.format(problem="it did not answer the question asked"))
         return reply
 
+    def _wait(self, timeout: float) -> bool | str:
+        """Wait for a reply, watching the worker's resident memory: True, False (timed out) or "memory"."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if self.conn.poll(max(0.0, min(left, _MEMORY_POLL_S))):
+                return True
+            if self.memory_mb and _resident_mb(self.process.pid) > self.memory_mb:
+                return "memory"
+            if left <= _MEMORY_POLL_S:
+                return False
+
     def _lost(self) -> WorkerLost:
         self.process.join(timeout=5)
         code = self.process.exitcode
@@ -129,6 +165,8 @@ class Worker:
         return WorkerLost("crash", messages.crashed(code))
 
     def stop(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = read_progress(self.scratch)
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5)
@@ -149,6 +187,25 @@ class Worker:
 def _stop_all() -> None:
     for worker in list(_live_workers):
         worker.stop()
+
+
+_MEMORY_POLL_S = 0.05
+
+
+def _resident_mb(pid: int | None) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def default_hidden() -> tuple[str, ...]:
+    """What no worker may see whatever is being graded: the project's references, checks and examples."""
+    return tuple(str(PROJECT_ROOT / name) for name in ("reference_solutions", "assignments", "examples", "results"))
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -41,6 +41,10 @@ _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
 _POINTS_KEY = pytest.StashKey[float]()
 SUBMISSION_ID = "submission{index}"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_CPU_SECONDS = 900
+DEFAULT_BUDGET = 600.0
+MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
 MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
 
 
@@ -50,6 +54,10 @@ class GradingOptions:
     timeout: float = DEFAULT_TIMEOUT  # seconds for loading the code, and for each call a check makes
     execute: str = "definitions"  # or "all"
     threads: int = 1  # torch threads inside each worker
+    memory_mb: int | None = DEFAULT_MEMORY_MB  # resident memory a worker may use (None: no limit)
+    cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
+    budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
+    hidden: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
 
 
 def resolve_device(requested: str) -> str:
@@ -79,6 +87,9 @@ class SubmissionSession:
         self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
         self.started = time.perf_counter()
         self.output = ""
+        self.sandbox = ""
+        self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
+        self.skip_errors: list[str] = []
 
     def ensure_worker(self) -> None:
         if self.submission.error:
@@ -92,27 +103,59 @@ class SubmissionSession:
             if self.restarts > MAX_RESTARTS:
                 self.fatal = WorkerLost("crash", messages.TOO_MANY_RESTARTS.format(n=MAX_RESTARTS))
                 raise self.fatal
-        self.worker = Worker(threads=self.options.threads)
+        options = self.options
         cells = [(cell.index, cell.source) for cell in self.submission.cells]
-        try:
-            reply = self.worker.request("load", cells, self.options.execute, timeout=self.options.timeout)
-        except WorkerLost as lost:
-            self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost))
-            raise self.fatal from None
+        while True:
+            self.worker = Worker(
+                threads=options.threads,
+                hidden=options.hidden,
+                memory_mb=options.memory_mb,
+                cpu_seconds=options.cpu_seconds,
+                cap_address_space=options.device == "cpu",
+            )
+            try:
+                skip = tuple((cell, number) for cell, number, _ in self.skipped)
+                reply = self.worker.request("load", cells, options.execute, skip, timeout=self._time_left())
+                break
+            except WorkerLost as lost:
+                where = self.worker.stopped_at
+                if lost.kind == "budget" or where is None or len(self.skipped) >= MAX_SKIPPED_STATEMENTS:
+                    self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost))
+                    raise self.fatal from None
+                # One statement hung or crashed the worker while the notebook was loading: leave it out, so
+                # that only what it defines is lost, and tell the student which one it was.
+                self.skipped.append(where)
+                self.skip_errors.append(messages.LOAD_STOPPED.format(cell=where[0], line=where[2], problem=lost))
         if not reply["ok"]:
             self.fatal = WorkerLost("crash", messages.student_raised("your notebook", reply["error"]))
             raise self.fatal
         loaded = reply["value"]
+        self.sandbox = loaded.get("sandbox", "")
         self.defined = set(loaded["defined"])
         if self.restarts == 0:
-            self.load_errors = [messages.load_error(e) for e in loaded["errors"]]
+            self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]
+
+    def _time_left(self) -> float:
+        """The per-call timeout, or less when the submission's time budget is nearly spent."""
+        if self.options.budget is None:
+            return self.options.timeout
+        left = self.options.budget - (time.perf_counter() - self.started)
+        if left <= 0:
+            self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
+            raise self.fatal
+        return min(self.options.timeout, left)
 
     def ask(self, op: str, *args: Any, call: str) -> Any:
         assert self.worker is not None
+        limit = self._time_left()
         try:
-            reply = self.worker.request(op, *args, timeout=self.options.timeout)
+            reply = self.worker.request(op, *args, timeout=limit)
         except WorkerLost as lost:
             self._collect_output()
+            if lost.kind == "timeout" and limit < self.options.timeout:
+                assert self.options.budget is not None
+                self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
+                lost = self.fatal
             error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})")
             self.lost.setdefault(self.exercise, error)
             raise error from None
@@ -235,6 +278,7 @@ class GradingPlugin:
                 exercises=tuple(exercises),
                 path=sub.path,
                 output=session.output,
+                isolation=session.sandbox,
             )
         self.checks.pop(sub.name, None)
         self.results.append(result)
@@ -423,7 +467,7 @@ def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tupl
     if isinstance(exc, StudentError):
         return str(exc), "failed", ""
     if isinstance(exc, WorkerLost):
-        return str(exc), "timeout" if exc.kind == "timeout" else "error", ""
+        return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", ""
     if isinstance(exc, SubmissionUnreadable):
         return str(exc), "error", ""
     if isinstance(exc, AssertionError):

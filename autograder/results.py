@@ -50,6 +50,7 @@ class SubmissionResult:
     exercises: tuple[ExerciseResult, ...] = ()
     path: str = ""
     output: str = field(default="", repr=False)  # the tail of what the student's code printed
+    isolation: str = ""  # the sandbox the code ran in: "namespaces" or "audit-hook" (see sandbox.py)
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         return next(e for e in self.exercises if e.id == exercise_id)

@@ -13,9 +13,11 @@ import inspect
 import io
 import linecache
 import os
+import pickle
 import resource
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +25,13 @@ from typing import Any
 
 import torch
 
+from autograder import sandbox
 from autograder.definitions import split_statements
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024  # what the worker may print or write to any one file
 _MAX_DEPTH = 32
+sandbox.protect_this_process()  # the fork server preloads this module: its memory stays out of workers' reach
 CELL_FILENAME = "<cell {index}>"
 
 
@@ -38,6 +42,10 @@ class WorkerConfig:
     hidden_paths: tuple[str, ...] = ()  # sys.path entries the worker must not import from
     blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
     env: dict[str, str] = field(default_factory=lambda: {"MPLBACKEND": "Agg"})  # plots render nowhere
+    hidden_dirs: tuple[str, ...] = ()  # files and folders the worker must not see at all (see sandbox.py)
+    memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
+    cap_address_space: bool = False  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
+    cpu_seconds: int | None = None  # CPU time of the whole worker
 
 
 class Handle:
@@ -74,16 +82,23 @@ class _BlockImports(importlib.abc.MetaPathFinder):
         return None
 
 
-def _isolate(config: WorkerConfig) -> None:
-    """Cut the worker off from the grader's files, the terminal and the parent's signals."""
+def _isolate(config: WorkerConfig) -> str:
+    """Cut the worker off from the grader's files, the network, the terminal and the parent's signals;
+    returns the sandbox level in place."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
     os.environ.update(config.env)
+    # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
+    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
+        os.environ[name] = config.scratch
+    level = sandbox.confine(config.hidden_dirs, config.scratch)
     os.chdir(config.scratch)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
     output = os.open(os.path.join(config.scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(output, 1)
     os.dup2(output, 2)
+    global _progress_fd
+    _progress_fd = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     hidden = {os.path.realpath(p) for p in config.hidden_paths}
     sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in hidden]
@@ -94,6 +109,44 @@ def _isolate(config: WorkerConfig) -> None:
     torch.set_num_threads(config.threads)
     # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    if config.cpu_seconds:  # past the soft limit the kernel sends SIGXCPU, which ends the worker
+        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_seconds, config.cpu_seconds + 5))
+    if config.memory_mb and config.cap_address_space:
+        # A hard ceiling on address space, above what the worker already maps: an allocation past it fails in
+        # the student's code (MemoryError, "can't allocate memory"). The parent also watches resident memory.
+        limit = _address_space() + config.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    tempfile.tempdir = config.scratch
+    sandbox.install_audit_hook(config.hidden_dirs, config.scratch)
+    return level
+
+
+PROGRESS_FILE = "progress"
+_progress_fd: int | None = None
+
+
+def _mark_progress(cell: int, statement: int, line: int) -> None:
+    """Record the statement being run, so that the parent knows which one a hang or crash came from."""
+    if _progress_fd is not None:
+        os.pwrite(_progress_fd, f"{cell} {statement} {line}".encode().ljust(48), 0)
+
+
+def read_progress(scratch: str) -> tuple[int, int, int] | None:
+    """(cell, statement, line) a worker was loading when it stopped, from its scratch folder; None if none."""
+    try:
+        with open(os.path.join(scratch, PROGRESS_FILE), encoding="ascii") as f:
+            cell, statement, line = (int(v) for v in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return None if cell < 0 else (cell, statement, line)
+
+
+def _address_space() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 class _State:
@@ -102,9 +155,14 @@ class _State:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.objects: dict[int, Any] = {}
+        self.sandbox = ""
 
     # -- operations the parent can ask for -------------------------------------------------------------
-    def op_load(self, cells: list[tuple[int, str]], execute: str) -> dict[str, Any]:
+    def op_load(
+        self, cells: list[tuple[int, str]], execute: str, skip: tuple[tuple[int, int], ...] = ()
+    ) -> dict[str, Any]:
+        """Run the cells (all statements, or only definitions); `skip` lists (cell, statement) pairs that
+        stopped an earlier worker, which are left out this time."""
         errors: list[dict[str, Any]] = []
         skipped = 0
         for index, source in cells:
@@ -115,10 +173,11 @@ class _State:
             except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
                 errors.append(describe_exception(exc, index))
                 continue
-            for statement in statements:
-                if execute == "definitions" and statement.kind == "other":
+            for number, statement in enumerate(statements):
+                if (execute == "definitions" and statement.kind == "other") or (index, number) in skip:
                     skipped += 1
                     continue
+                _mark_progress(index, number, statement.lineno)
                 try:
                     exec(statement.code, self.namespace)
                 except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code included
@@ -129,8 +188,9 @@ class _State:
                     errors.append(describe_exception(exc, index))
                     if execute == "all":
                         break  # a notebook cell stops at its first error; the next cell still runs
+        _mark_progress(-1, -1, 0)
         defined = [name for name in self.namespace if not name.startswith("__")]
-        return {"defined": defined, "errors": errors, "skipped": skipped}
+        return {"defined": defined, "errors": errors, "skipped": skipped, "sandbox": self.sandbox}
 
     def op_call(
         self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, keep_args: bool = False
@@ -336,14 +396,15 @@ def _dumps(reply: dict[str, Any]) -> bytes:
 
 def worker_main(conn: Any, config: WorkerConfig) -> None:
     """Serve requests until the parent closes the connection."""
-    _isolate(config)
+    level = _isolate(config)
     state = _State()
+    state.sandbox = level
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
     }
     while True:
         try:
-            seq, op, args = conn.recv()
+            seq, op, args = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:

@@ -1,0 +1,230 @@
+"""Walls around a worker: what student code may see, write, reach and start.
+
+Two layers, both entered by the worker itself before it runs any student code:
+
+1. **Namespaces** (when the grader runs as root, as in containers and CI): a private mount namespace in which
+   the hidden paths (references, checks, results, other submissions) are covered by empty read-only mounts and
+   every other filesystem is read-only except the worker's scratch folder; a network namespace with no
+   interfaces; then every capability is dropped, so the covers cannot be lifted again.
+2. **An audit hook** (always): refuses, at the Python level, opening or listing hidden paths, writing outside the
+   scratch folder, sockets, starting or signalling processes, and loading native code through ctypes. Audit
+   hooks cannot be removed from Python; without namespaces this is the only wall (documented in the README).
+
+The scoring and fork-server processes make themselves non-dumpable, so a worker cannot read their memory or
+their view of the filesystem through /proc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+_CAP_VERSION_3 = 0x20080522
+_KEEP_WRITABLE_FS = ("proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2")
+
+NO_NAMESPACES_ENV = "AUTOGRADER_NO_NAMESPACES"  # "1": the audit hook alone, as for a grader not run as root
+NAMESPACES = "namespaces"
+AUDIT_ONLY = "audit-hook"
+
+DENIED = "the grader's sandbox does not allow {what}"
+
+_PROCESS_EVENTS = {
+    "os.system": "starting programs",
+    "subprocess.Popen": "starting programs",
+    "os.exec": "starting programs",
+    "os.posix_spawn": "starting programs",
+    "os.spawn": "starting programs",
+    "os.fork": "starting processes",
+    "os.forkpty": "starting processes",
+    "pty.spawn": "starting programs",
+    "os.kill": "signalling other processes",
+    "os.killpg": "signalling other processes",
+    "signal.pthread_kill": "signalling other processes",
+    "socket.__new__": "network access",
+    "socket.connect": "network access",
+    "socket.bind": "network access",
+    "socket.getaddrinfo": "network access",
+    "socket.gethostbyname": "network access",
+    "socket.sendto": "network access",
+    "ctypes.dlopen": "loading native libraries",
+    "ctypes.dlsym": "loading native functions",
+    "ctypes.dlsym/handle": "loading native functions",
+    "ctypes.cdata": "reading raw memory",
+    "sys.remote_exec": "attaching to processes",
+}
+_LISTING_EVENTS = ("os.listdir", "os.scandir", "glob.glob", "os.chdir", "shutil.copytree")
+_MUTATING_EVENTS = (
+    "os.remove",
+    "os.rmdir",
+    "os.rename",
+    "os.mkdir",
+    "os.chmod",
+    "os.chown",
+    "os.link",
+    "os.symlink",
+    "os.truncate",
+    "os.utime",
+    "shutil.rmtree",
+    "shutil.move",
+)
+
+
+def protect_this_process() -> None:
+    """Make this process non-dumpable: same-user processes then cannot read its memory or /proc/<pid>/root."""
+    try:
+        _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def hideable(paths: Iterable[str | Path]) -> tuple[str, ...]:
+    """The paths a worker must not see, less any that would hide the Python it runs on."""
+    needed = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), __file__)]
+    kept = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if any(n == path or path in n.parents for n in needed):
+            continue
+        kept.append(str(path))
+    return tuple(dict.fromkeys(kept))
+
+
+def confine(hidden: Sequence[str], scratch: str) -> str:
+    """The first layer, before the worker opens its own files: namespaces where this process may make them.
+    Returns the level reached; `install_audit_hook` must follow once the worker is set up."""
+    if os.environ.get(NO_NAMESPACES_ENV) == "1":
+        return AUDIT_ONLY
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        try:
+            _enter_namespaces(hidden, scratch)
+            return NAMESPACES
+        except OSError:
+            pass
+    return AUDIT_ONLY
+
+
+# -- namespaces -------------------------------------------------------------------------------------------------
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _enter_namespaces(hidden: Sequence[str], scratch: str) -> None:
+    libc = _libc()
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    # The scratch folder becomes its own (writable) mount before everything else turns read-only.
+    _check(libc.mount(scratch.encode(), scratch.encode(), None, MS_BIND, None), f"bind {scratch}")
+    for mountpoint, fstype in _mounts():
+        if mountpoint == scratch or fstype in _KEEP_WRITABLE_FS or mountpoint.startswith(("/proc/", "/sys/")):
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
+        libc.mount(None, mountpoint.encode(), None, flags, None)  # best effort: some mounts refuse, e.g. nsfs
+    for path in hidden:
+        target = path.encode()
+        if os.path.isdir(path):
+            _check(
+                libc.mount(b"tmpfs", target, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k"), path
+            )
+        elif os.path.exists(path):
+            _check(libc.mount(b"/dev/null", target, None, MS_BIND, None), path)
+    _drop_capabilities(libc)
+    os.chdir(scratch)  # the bind mount, not the read-only folder underneath it
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount in this namespace, from /proc/self/mountinfo."""
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            separator = fields.index("-")
+            mountpoint = fields[4].encode().decode("unicode_escape")
+            found.append((mountpoint, fields[separator + 1]))
+    return found
+
+
+def _drop_capabilities(libc: Any) -> None:
+    """No capability in any set: the mounts above can no longer be undone, nor new namespaces made."""
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(_CAP_VERSION_3, 0)
+    data = (Data * 2)()
+    _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+# -- audit hook ------------------------------------------------------------------------------------------------
+def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
+    hidden_roots = tuple(os.path.realpath(p) for p in hidden)
+    writable = (os.path.realpath(scratch), "/dev/null")
+
+    def inside(path: str, roots: tuple[str, ...]) -> bool:
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+    def resolve(raw: Any) -> str | None:
+        if isinstance(raw, int) or raw is None:
+            return None
+        try:
+            return os.path.realpath(os.fsdecode(raw))
+        except (TypeError, ValueError):
+            return None
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            path = resolve(args[0])
+            if path is None:
+                return
+            if inside(path, hidden_roots):
+                raise PermissionError(DENIED.format(what=f"reading {args[0]}"))
+            mode, flags = args[1], args[2] if len(args) > 2 else 0
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            )
+            if writing and not inside(path, writable):
+                raise PermissionError(DENIED.format(what=f"writing {args[0]} (write in the working folder)"))
+        elif event in _PROCESS_EVENTS:
+            raise PermissionError(DENIED.format(what=_PROCESS_EVENTS[event]))
+        elif event in _LISTING_EVENTS and args:
+            path = resolve(args[0])
+            if path is not None and inside(path, hidden_roots):
+                raise PermissionError(DENIED.format(what=f"looking into {args[0]}"))
+        elif event in _MUTATING_EVENTS:
+            for raw in args[:2]:
+                path = resolve(raw) if isinstance(raw, (str, bytes, os.PathLike)) else None
+                if path is not None and not inside(path, writable):
+                    raise PermissionError(DENIED.format(what=f"changing {raw} (only the working folder is yours)"))
+
+    sys.addaudithook(hook)

@@ -1,0 +1,269 @@
+"""The adversarial corpus: hostile and broken submissions, graded in one batch with short limits.
+
+Each notebook attacks one exercise of `mlp` and solves the other three correctly (from the mutation suite's
+correct code): the attacked exercise must lose its points with a status and a message that names what went
+wrong, and the other three must keep full marks. Files that are not notebooks at all get an error result and
+cost nothing else. The whole batch must finish within BATCH_BOUND_S seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.grader import grade
+from autograder.paths import PROJECT_ROOT
+from autograder.pytest_plugin import GradingOptions
+
+from .conftest import write_notebook
+from .mutants import mlp
+
+REFERENCE = PROJECT_ROOT / "reference_solutions" / "mlp.py"
+CHECKS = PROJECT_ROOT / "assignments" / "mlp" / "checks"
+TIMEOUT_S = 2.0
+MEMORY_MB = 1024
+BATCH_BOUND_S = 180  # measured ~30 s with --jobs 1 on a 2-core machine; the bound leaves room for a slow CI
+
+CE_HEAD = "def cross_entropy_loss(x, labels):\n"
+
+# (kind, attacked exercise, code replacing that exercise, words the student's message must contain)
+ATTACKS: list[tuple[str, str, str, str]] = [
+    ("hang_in_function", "approximate_function",
+     "def approximate_function(x_train, y_train):\n    while True:\n        pass\n", "did not finish within"),
+    ("hang_at_class_definition", "Net",
+     "class Net(nn.Module):\n    while True:\n        pass\n", "stopped the grader while your notebook was loading"),
+    ("hang_in_constructor", "Net",
+     "class Net(nn.Module):\n    def __init__(self, *args):\n        super().__init__()\n        while True:\n"
+     "            pass\n", "did not finish within"),
+    ("memory_bomb_tensor", "cross_entropy_loss",
+     CE_HEAD + "    big = torch.ones(2**31)\n    return big.sum()\n", "memory"),
+    ("memory_bomb_list", "cross_entropy_loss",
+     CE_HEAD + "    counts = [0] * 10**10\n    return x.mean()\n", "memory"),
+    ("huge_return_value", "shuffle_and_split",
+     "def shuffle_and_split_data(X, y, seed):\n    return torch.zeros(80_000_000)\n", "MiB"),
+    ("os_exit", "approximate_function",
+     "import os\ndef approximate_function(x_train, y_train):\n    os._exit(3)\n", "exited with status 3"),
+    ("system_exit", "Net",
+     "class Net(nn.Module):\n    def __init__(self, *args):\n        raise SystemExit(0)\n", "SystemExit"),
+    ("keyboard_interrupt", "cross_entropy_loss", CE_HEAD + "    raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ("segfault", "shuffle_and_split",
+     "import faulthandler\ndef shuffle_and_split_data(X, y, seed):\n    faulthandler._sigsegv()\n",
+     "segmentation fault"),
+    ("endless_recursion", "cross_entropy_loss", CE_HEAD + "    return cross_entropy_loss(x, labels)\n",
+     "RecursionError"),
+    ("reads_stdin", "approximate_function",
+     "def approximate_function(x_train, y_train):\n    return input('how many relus? ')\n", "EOFError"),
+    ("print_flood", "cross_entropy_loss",
+     CE_HEAD + "    for _ in range(10**6):\n        print('x' * 100)\n    return x.mean()\n", "printed or wrote more"),
+    ("imports_reference", "cross_entropy_loss",
+     CE_HEAD + "    from reference_solutions.mlp import cross_entropy_loss as ref\n    return ref(x, labels)\n",
+     "No module named 'reference_solutions'"),
+    ("reads_reference_by_path", "cross_entropy_loss",
+     CE_HEAD + f"    ns = {{}}\n    exec(open({str(REFERENCE)!r}).read(), ns)\n"
+     "    return ns['cross_entropy_loss'](x, labels)\n", "sandbox"),
+    ("lists_hidden_checks", "shuffle_and_split",
+     f"import os\ndef shuffle_and_split_data(X, y, seed):\n    return os.listdir({str(CHECKS)!r})\n", "sandbox"),
+    ("shells_out_for_reference", "cross_entropy_loss",
+     CE_HEAD + f"    import subprocess\n    return subprocess.check_output(['cat', {str(REFERENCE)!r}])\n",
+     "sandbox"),
+    ("network", "approximate_function",
+     "def approximate_function(x_train, y_train):\n    import socket\n"
+     "    socket.create_connection(('pypi.org', 443), timeout=1)\n", "sandbox"),
+    ("kills_the_grader", "Net",
+     "import os, signal\nclass Net(nn.Module):\n    def __init__(self, *args):\n"
+     "        os.kill(os.getppid(), signal.SIGKILL)\n", "sandbox"),
+    ("tampers_with_comparisons", "cross_entropy_loss",
+     "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+     "torch.testing.assert_close = lambda *a, **k: None\n" + CE_HEAD + "    return torch.tensor(0.0)\n", "Expected"),
+    ("tampers_with_pytest", "shuffle_and_split",
+     "import pytest, _pytest.outcomes\npytest.fail = lambda *a, **k: None\n_pytest.outcomes.fail = pytest.fail\n"
+     "def shuffle_and_split_data(X, y, seed):\n    return X[:1], y[:1], X, y\n", ""),
+    ("evil_return_object", "cross_entropy_loss",
+     "import os\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/autograder-pwned',))\n"
+     "    def __eq__(self, other):\n        return True\n" + CE_HEAD + "    return Evil()\n", ""),
+    ("syntax_error_in_one_cell", "Net", "class Net(nn.Module)\n    def forward(self, x):\n        return x\n",
+     "SyntaxError"),
+]  # fmt: skip
+RESULTS_ATTACK = "overwrites_results"
+BROKEN_FILES = {
+    "not_json.ipynb": b'{"cells": [ this is not json',
+    "a_picture.ipynb": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+    "corrupt.zip": b"PK\x03\x04 but nothing else",
+}
+
+
+def _cells(exercise: str, code: str) -> list[str]:
+    return [mlp.HEADER] + [code if ex == exercise else base for ex, base in mlp.BASE.items()]
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    out = tmp_path_factory.mktemp("results")
+    sentinel = out / "sentinel.json"
+    sentinel.write_text('{"untouched": true}\n')
+    for kind, exercise, code, _ in ATTACKS:
+        write_notebook(folder / f"{kind}.ipynb", _cells(exercise, code))
+    overwrite = (
+        CE_HEAD + "    import os, glob\n"
+        f"    for name in glob.glob({str(out)!r} + '/*.json'):\n"
+        "        open(name, 'w').write('{}')\n"
+        f"    open({str(out)!r} + '/pwned.json', 'w').write('{{}}')\n"
+        "    return x.mean()\n"
+    )
+    write_notebook(folder / f"{RESULTS_ATTACK}.ipynb", _cells("cross_entropy_loss", overwrite))
+    write_notebook(folder / "honest.ipynb", _cells("", ""))
+    for name, data in BROKEN_FILES.items():
+        (folder / name).write_bytes(data)
+    options = GradingOptions(timeout=TIMEOUT_S, memory_mb=MEMORY_MB, budget=60)
+    started = time.perf_counter()
+    report = grade("mlp", [folder], out_dir=out, options=options, jobs=1)
+    elapsed = time.perf_counter() - started
+    return {r.submission: r for r in report.results}, out, elapsed
+
+
+def test_corpus_has_at_least_fifteen_kinds():
+    assert len(ATTACKS) + 1 + len(BROKEN_FILES) >= 15
+
+
+def test_batch_finishes_within_the_stated_bound(batch):
+    results, _, elapsed = batch
+    assert len(results) == len(ATTACKS) + 2 + len(BROKEN_FILES)
+    assert elapsed < BATCH_BOUND_S, f"{elapsed:.0f} s"
+
+
+@pytest.mark.parametrize("kind, exercise, code, words", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_attacked_exercise_loses_its_points_and_only_it(batch, kind, exercise, code, words):
+    result = batch[0][f"{kind}.ipynb"]
+    target = result.exercise(exercise)
+    # Checks that a harmless wrong answer also passes (e.g. "does not change its inputs") may keep their point.
+    assert target.score <= 0.3 * target.max_score, [(t.name, t.message) for t in target.tests]
+    assert target.status in ("partial", "failed", "timeout", "error", "missing")
+    shown = "\n".join([*result.errors, *(t.message for t in target.tests)])
+    assert shown.strip(), "a student must see why"
+    assert words in shown, shown
+    assert "Traceback" not in shown and "autograder/" not in shown
+    for other in result.exercises:
+        if other.id != exercise:
+            assert other.score == other.max_score, [(t.name, t.message) for t in other.tests if not t.passed]
+
+
+def test_results_cannot_be_overwritten_by_student_code(batch):
+    results, out, _ = batch
+    result = results[f"{RESULTS_ATTACK}.ipynb"]
+    assert result.exercise("cross_entropy_loss").score == 0
+    assert "sandbox" in result.exercise("cross_entropy_loss").tests[0].message
+    assert (out / "sentinel.json").read_text() == '{"untouched": true}\n'
+    assert not (out / "pwned.json").exists()
+    honest = json.loads((out / "honest.json").read_text())
+    assert honest["score"] == honest["max_score"] == 40
+
+
+def test_nothing_in_a_returned_object_runs_in_the_grader(batch):
+    assert not Path("/tmp/autograder-pwned").exists()
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_FILES))
+def test_unreadable_files_get_an_error_result_and_cost_nothing_else(batch, name):
+    results, out, _ = batch
+    result = results[name]
+    assert result.score == 0 and result.errors
+    assert name in result.errors[0]
+    assert all(e.status == "error" for e in result.exercises)
+    assert (out / f"{Path(name).stem}.json").exists()
+    assert results["honest.ipynb"].score == 40
+
+
+def test_workers_ran_in_the_strongest_sandbox_this_machine_allows(batch):
+    import os
+
+    levels = {r.isolation for r in batch[0].values() if r.isolation}
+    assert levels == ({"namespaces"} if os.geteuid() == 0 else {"audit-hook"})
+
+
+def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
+    from autograder.proxy import Worker, WorkerLost
+    from autograder.worker import GlobalRef
+
+    worker = Worker(memory_mb=512, cap_address_space=False)  # as on CUDA: resident memory watched only
+    try:
+        code = "def hoard():\n    kept = []\n    while True:\n        kept.append(bytearray(2**24))\n"
+        assert worker.request("load", [(0, code)], "all", timeout=30)["ok"]
+        with pytest.raises(WorkerLost) as lost:
+            worker.request("call", GlobalRef("hoard"), (), {}, None, timeout=120)
+        assert lost.value.kind == "memory"
+        assert "more than 512 MiB of memory" in str(lost.value)
+    finally:
+        worker.stop()
+
+
+def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_network():
+    from autograder.proxy import Worker
+    from autograder.worker import GlobalRef
+
+    worker = Worker(env={"AUTOGRADER_NO_NAMESPACES": "1"})
+    try:
+        code = "import os\ndef attempt(what):\n    try:\n        return repr(eval(what))\n    except BaseException as e:\n        return str(e)\n"
+        loaded = worker.request("load", [(0, code)], "all", timeout=30)["value"]
+        assert loaded["sandbox"] == "audit-hook"
+        attempts = {
+            f"open({str(REFERENCE)!r}).read()": "reading",
+            f"os.listdir({str(CHECKS)!r})": "looking into",
+            "open('/tmp/autograder-escape.txt', 'w')": "writing",
+            "os.system('true')": "starting programs",
+            "__import__('socket').socket()": "network access",
+            "__import__('ctypes').CDLL(None)": "loading native libraries",
+        }
+        for attempt, words in attempts.items():
+            answer = worker.request("call", GlobalRef("attempt"), (attempt,), {}, None, timeout=30)["value"]
+            assert answer.startswith("the grader's sandbox does not allow " + words), (attempt, answer)
+        fine = worker.request(
+            "call", GlobalRef("attempt"), ("open('mine.txt', 'w').write('ok')",), {}, None, timeout=30
+        )
+        assert fine["value"] == "2"  # its own working folder stays writable
+    finally:
+        worker.stop()
+
+
+def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "class"
+    source = (PROJECT_ROOT / "examples" / "submissions" / "mlp" / "correct.ipynb").read_bytes()
+    for i in range(12):
+        (folder / f"student{i:02}.ipynb").parent.mkdir(exist_ok=True)
+        (folder / f"student{i:02}.ipynb").write_bytes(source)
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "--out", str(out), "--jobs", "1"]
+    batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(list(out.glob("student*.json"))) < 3 and time.monotonic() < deadline and batch.poll() is None:
+        time.sleep(0.05)
+    os_kill_group(batch.pid, signal.SIGKILL)
+    batch.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("student*.json")}
+    assert 3 <= len(kept) < 12, "the batch should have been killed half way"
+    for name in kept:  # whatever was written is whole, never half a file
+        assert json.loads((out / name).read_text())["score"] == 40
+    resumed = subprocess.run([*command, "--resume"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} submission(s) already graded" in resumed.stdout
+    assert len(list(out.glob("student*.json"))) == 12
+    assert all((out / name).stat().st_mtime_ns == mtime for name, mtime in kept.items()), "graded again"
+    rows = (out / "grades.csv").read_text().splitlines()
+    assert len(rows) == 13 and all(row.endswith(",40,40") for row in rows[1:])
+
+
+def os_kill_group(pid: int, sig: int) -> None:
+    import os
+
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
