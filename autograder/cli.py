@@ -54,6 +54,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(d)
 
     commands.add_parser("list", help="list the built-in assignments and their exercises")
+
+    i = commands.add_parser("intake", help="unpack a Canvas or Gradescope download: one notebook per student")
+    i.add_argument("lms", choices=("canvas", "gradescope"))
+    i.add_argument("download", type=Path, help="the LMS's submissions zip")
+    i.add_argument("--out", type=Path, required=True, help="folder for the notebooks and identities.json")
+    i.add_argument("--roster", type=Path, help="roster CSV: names, emails, SIS ids")
+
+    e = commands.add_parser("export", help="grades for an LMS from a results folder")
+    e.add_argument("format", choices=("gradescope", "canvas", "moodle"))
+    e.add_argument("results", type=Path, help="results folder written by `autograder grade`")
+    e.add_argument("--out", type=Path, required=True, help="CSV file (canvas, moodle) or folder (gradescope)")
+    e.add_argument("--identities", type=Path, help="identities.json written by `autograder intake`")
+    e.add_argument("--roster", type=Path, help="roster CSV; its students without a submission are listed too")
+    e.add_argument("--column", help="grade column, for Canvas exactly as its export names it: 'Lab 1 (12345)'")
+    e.add_argument("--key", choices=("email", "username"), default="email", help="Moodle: match students by")
+    e.add_argument("--missing", default="", help="grade for roster students without a submission (default: blank)")
+
+    f = commands.add_parser("feedback", help="a Markdown and an HTML feedback page per submission")
+    f.add_argument("results", type=Path)
+    f.add_argument("--out", type=Path, required=True)
+
+    r = commands.add_parser("report", help="one HTML class report: score histogram, failure rate of every check")
+    r.add_argument("results", type=Path)
+    r.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+
+    gs = commands.add_parser("gradescope", help="run as Gradescope's run_autograder: grade one submission")
+    gs.add_argument("assignment")
+    gs.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
+    gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"))
+    _add_run_options(gs)
+
+    gz = commands.add_parser("gradescope-zip", help="an autograder zip that runs the native grader on Gradescope")
+    gz.add_argument("assignment", choices=BUILTIN_ASSIGNMENTS)
+    gz.add_argument("--out", type=Path, required=True, help="the zip to write")
     return parser
 
 
@@ -115,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_check(args, console)
         elif args.command == "demo":
             cmd_demo(args, console)
+        elif args.command in ("intake", "export", "feedback", "report", "gradescope", "gradescope-zip"):
+            from autograder import lms_cli
+
+            getattr(lms_cli, f"cmd_{args.command.replace('-', '_')}")(args, console)
         else:
             cmd_list(console)
     except (SpecError, GradingError, ValueError) as exc:

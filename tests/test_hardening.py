@@ -206,7 +206,10 @@ def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_netw
 
     worker = Worker(env={"AUTOGRADER_NO_NAMESPACES": "1"})
     try:
-        code = "import os\ndef attempt(what):\n    try:\n        return repr(eval(what))\n    except BaseException as e:\n        return str(e)\n"
+        code = (
+            "import os\ndef attempt(what):\n    try:\n        return repr(eval(what))\n"
+            "    except BaseException as e:\n        return str(e)\n"
+        )
         loaded = worker.request("load", [(0, code)], "all", timeout=30)["value"]
         assert loaded["sandbox"] == "audit-hook"
         attempts = {

@@ -1,0 +1,105 @@
+"""The command-line side of intake, exports, feedback pages, the class report and the Gradescope runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from autograder import lms, pages
+from autograder.results import atomic_write
+from autograder.spec import load_assignment
+
+
+def cmd_intake(args: argparse.Namespace, console: Console) -> None:
+    identities = lms.intake(args.lms, args.download, args.out, args.roster)
+    late = sum(i.late for i in identities)
+    console.print(
+        f"{len(identities)} students' latest submissions unpacked into {args.out}/ ({late} late); "
+        f"identities in {args.out / lms.IDENTITIES_FILE}."
+    )
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> None:
+    results = lms.load_results(args.results)
+    if args.format == "gradescope":
+        for stem, result in results.items():
+            atomic_write(args.out / stem / "results.json", json.dumps(lms.gradescope_results(result), indent=2) + "\n")
+        console.print(f"{len(results)} Gradescope results.json files written under {args.out}/.")
+        return
+    identities = lms.load_identities(args.identities) if args.identities else []
+    roster = lms.load_roster(args.roster) if args.roster else []
+    rows = lms.grade_rows(results, identities, roster)
+    first = next(iter(results.values()))
+    column = args.column or first.assignment
+    if args.format == "canvas":
+        text = lms.canvas_csv(rows, column, first.max_score, args.missing)
+    else:
+        text = lms.moodle_csv(rows, column, args.key, args.missing)
+    atomic_write(args.out, text)
+    missing = sum(row.result is None for row in rows)
+    console.print(f"{args.format} grades for {len(rows)} students ({missing} without a submission) in {args.out}.")
+
+
+def cmd_feedback(args: argparse.Namespace, console: Console) -> None:
+    results = lms.load_results(args.results)
+    written = pages.write_feedback(results, args.out, _title(results))
+    console.print(f"{len(written) // 2} feedback pages (Markdown and HTML) written to {args.out}/.")
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> None:
+    results = lms.load_results(args.results)
+    atomic_write(args.out, pages.class_report_html(list(results.values()), _title(results)))
+    console.print(f"Class report of {len(results)} submissions written to {args.out}.")
+
+
+def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
+    """Grade the one submission Gradescope put in --submission-dir; write its results.json."""
+    from autograder.cli import _options
+    from autograder.grader import GradingError, grade
+
+    found = sorted(p for p in args.submission_dir.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
+    if not found:
+        raise GradingError(f"{args.submission_dir}: no notebook (.ipynb) or .py file was submitted")
+    report = grade(args.assignment, [found[0]], out_dir=None, options=_options(args), jobs=1)
+    atomic_write(args.results_file, json.dumps(lms.gradescope_results(report.results[0]), indent=2) + "\n")
+    console.print(f"{found[0].name}: {lms.summary_line(report.results[0])}")
+
+
+GRADESCOPE_FILES = ("setup.sh", "run_autograder")
+PROJECT_PARTS = ("pyproject.toml", "README.md", "autograder", "assignments", "reference_solutions")
+
+
+def cmd_gradescope_zip(args: argparse.Namespace, console: Console) -> None:
+    """setup.sh and run_autograder at the top, the project beside them (installed by setup.sh)."""
+    import zipfile
+
+    from autograder.paths import PROJECT_ROOT
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in GRADESCOPE_FILES:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            archive.writestr(info, (PROJECT_ROOT / "autograder" / "gradescope" / name).read_bytes())
+        archive.writestr("assignment.env", f"ASSIGNMENT={args.assignment}\n")
+        for part in PROJECT_PARTS:
+            path = PROJECT_ROOT / part
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+            for file in files:
+                if "__pycache__" not in file.parts:
+                    archive.write(file, str(file.relative_to(PROJECT_ROOT)))
+    console.print(f"Gradescope autograder zip for {args.assignment} written to {args.out}.")
+
+
+def _title(results: dict) -> str:
+    name = next(iter(results.values())).assignment
+    try:
+        return f"{name}: {load_assignment(name).title}"
+    except ValueError:
+        return str(name)
+
+
+__all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_report", "Path"]
