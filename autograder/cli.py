@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from autograder import messages, report
-from autograder.grader import GradingError, grade
+from autograder.grader import DaskExecutor, Executor, GradingError, grade
 from autograder.paths import BUILTIN_ASSIGNMENTS, EXAMPLES_DIR
 from autograder.pytest_plugin import (
     DEFAULT_BUDGET,
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--resume", action="store_true", help="keep the results already in --out and grade only what is missing"
     )
+    g.add_argument("--executor", choices=("local", "dask"), default="local", help="where scoring processes run")
+    g.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     _add_run_options(g)
 
     c = commands.add_parser("check", help="run the public checks on your own notebook")
@@ -172,6 +174,7 @@ def run_with_progress(
     options: GradingOptions,
     jobs: int,
     resume: bool = False,
+    executor: Executor | None = None,
 ) -> list[SubmissionResult]:
     spec = load_assignment(assignment)
     columns = (
@@ -191,7 +194,15 @@ def run_with_progress(
             progress.update(task, advance=1, last=result.submission)
 
         batch = grade(
-            spec, paths, out_dir=out, options=options, jobs=jobs, on_result=graded, on_start=started, resume=resume
+            spec,
+            paths,
+            out_dir=out,
+            options=options,
+            jobs=jobs,
+            on_result=graded,
+            on_start=started,
+            resume=resume,
+            executor=executor,
         )
     if batch.resumed:
         console.print(f"{len(batch.resumed)} submission(s) already graded in {out}/ were kept (--resume).")
@@ -204,7 +215,14 @@ def run_with_progress(
 def cmd_grade(args: argparse.Namespace, console: Console) -> None:
     options = _options(args)
     spec = load_assignment(args.assignment)
-    results = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs, args.resume)
+    executor: Executor | None = None
+    if args.executor == "dask":
+        executor = DaskExecutor(args.scheduler, args.jobs)
+    elif args.scheduler:
+        raise ValueError("--scheduler needs --executor dask")
+    results = run_with_progress(
+        console, args.assignment, args.paths, args.out, options, args.jobs, args.resume, executor
+    )
     console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
     console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).")
 

@@ -148,6 +148,56 @@ class LocalExecutor:
                     yield [SubmissionResult.from_dict(d) for d in future.result()]
 
 
+class DaskExecutor:
+    """Chunks as tasks on a Dask distributed cluster (`scheduler` address), or on a `LocalCluster` of `jobs`
+    worker processes. Each Dask worker is a scoring process: it starts its own fork server and runs student code
+    in isolated workers exactly as on one machine. The assignment folder must exist at the same path on every
+    Dask worker (install the project there); submissions travel with the tasks. Dask workers must be allowed
+    child processes: `distributed.worker.daemon: false` (env DASK_DISTRIBUTED__WORKER__DAEMON=False)."""
+
+    def __init__(self, scheduler: str | None = None, jobs: int = 1, client: Any = None) -> None:
+        self.scheduler = scheduler
+        self.jobs = max(1, jobs)
+        self.client = client  # an existing distributed.Client to use (and leave open)
+
+    def run(
+        self,
+        spec: AssignmentSpec,
+        chunks: Sequence[list[Submission]],
+        options: GradingOptions,
+        on_graded: Callable[[SubmissionResult], None] | None = None,
+    ) -> Iterator[list[SubmissionResult]]:
+        try:
+            import dask
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            raise GradingError(messages.NO_DASK) from None
+        with dask.config.set({"distributed.worker.daemon": False}):
+            if self.client is not None:
+                client, cluster = self.client, None
+            elif self.scheduler:
+                client = Client(self.scheduler)
+                cluster = None
+            else:
+                cluster = LocalCluster(
+                    n_workers=self.jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                client = Client(cluster)
+        try:
+            # Results are written here, by this process: a cluster's workers need not share the results folder.
+            futures = [
+                client.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, None, pure=False)
+                for chunk in chunks
+            ]
+            for future in as_completed(futures):
+                yield [SubmissionResult.from_dict(d) for d in future.result()]
+        finally:
+            if client is not self.client:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
 def chunked(submissions: list[Submission], jobs: int) -> list[list[Submission]]:
     """Small enough chunks to keep every scoring process busy and the progress bar moving."""
     if not submissions:

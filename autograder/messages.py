@@ -12,6 +12,7 @@ UNREADABLE = "{name} could not be read: {problem}"
 BAD_ZIP = "{name} is not a readable zip archive: {problem}"
 NO_SUCH_FILE = "{path} does not exist"
 
+NO_DASK = "--executor dask needs Dask: pip install 'dask[distributed]' (and dask-jobqueue for Slurm)"
 WEAK_SANDBOX = (
     "Note: workers ran without namespaces (the grader is not root here), behind the audit-hook layer only; "
     "see 'Running untrusted submissions safely' in the README."
@@ -86,6 +87,8 @@ def describe_value(value: object) -> str:
         return f"tensor {tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
     if isinstance(value, (list, tuple)) and len(value) > 4:
         return f"{type(value).__name__} of {len(value)}"
+    if callable(value) and hasattr(value, "__qualname__"):  # no memory address: the same message on every run
+        return f"<{'class' if isinstance(value, type) else 'function'} {value.__qualname__}>"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

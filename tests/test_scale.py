@@ -1,0 +1,55 @@
+"""Grading is the same whoever runs it: in this process, in two scoring processes, or on a Dask cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.grader import DaskExecutor, grade
+from autograder.paths import BUILTIN_ASSIGNMENTS
+from autograder.pytest_plugin import GradingOptions
+from autograder.results import SubmissionResult
+
+from .conftest import EXAMPLES
+
+
+def verdicts(results: list[SubmissionResult]) -> dict:
+    """Everything a student or instructor sees, without timings."""
+    return {
+        r.submission: (
+            r.score,
+            r.errors,
+            [
+                (e.id, e.score, e.status, [(t.name, t.score, t.outcome, t.message) for t in e.tests])
+                for e in r.exercises
+            ],
+        )
+        for r in results
+    }
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", BUILTIN_ASSIGNMENTS)
+def test_jobs_1_jobs_2_and_dask_give_identical_results(assignment, dask_client, tmp_path):
+    options = GradingOptions(timeout=60)
+    paths = [EXAMPLES / assignment]
+    one = grade(assignment, paths, out_dir=tmp_path / "one", options=options, jobs=1)
+    two = grade(assignment, paths, out_dir=tmp_path / "two", options=options, jobs=2)
+    cluster = grade(assignment, paths, out_dir=tmp_path / "dask", options=options, jobs=2,
+                    executor=DaskExecutor(client=dask_client))  # fmt: skip
+    assert len(one.results) == 4
+    assert verdicts(one.results) == verdicts(two.results) == verdicts(cluster.results)
+    for folder in ("one", "two", "dask"):  # the same files, written by this process for the cluster's results
+        assert (tmp_path / folder / "grades.csv").read_text() == (tmp_path / "one" / "grades.csv").read_text()
