@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import pytest
 
 from autograder import messages
-from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin
+from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin, gpu_share, place_on_gpu
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import Submission, load_submissions
@@ -60,6 +60,8 @@ def grade_chunk(
     public_only: bool = False,
 ) -> list[SubmissionResult]:
     """Grade submissions in one pytest session in this process; student code runs in worker processes."""
+    if submissions:
+        options = place_on_gpu(options, submissions[0].name)
     plugin = GradingPlugin(submissions, options, on_result=on_result, spec=spec, public_only=public_only)
     args = [
         str(spec.checks_dir),
@@ -236,6 +238,7 @@ def grade(
     # Workers must not see the inputs, the results, or this assignment's checks and references.
     hidden = (*(str(p) for p in paths), spec.folder, spec.reference_path)
     options = dataclasses.replace(options, hidden=tuple(str(p) for p in (*options.hidden, *hidden, out_dir) if p))
+    options = gpu_share(options, jobs)
     executor = executor or LocalExecutor(jobs)
     on_graded = functools.partial(write_result, out_dir, stems) if out_dir is not None else None
     try:

@@ -86,6 +86,8 @@ class Worker:
         memory_mb: int | None = None,
         cpu_seconds: int | None = None,
         cap_address_space: bool = True,
+        cuda_device: str | None = None,
+        gpu_memory_fraction: float | None = None,
     ) -> None:
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = memory_mb
@@ -97,6 +99,8 @@ class Worker:
             memory_mb=memory_mb,
             cap_address_space=cap_address_space,
             cpu_seconds=cpu_seconds,
+            cuda_device=cuda_device,
+            gpu_memory_fraction=gpu_memory_fraction,
         )
         config.env.update(env or {})
         context = _context()

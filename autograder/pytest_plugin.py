@@ -8,7 +8,9 @@ points and visibility. Without `--submission` (and outside the grader) the plugi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import math
 import time
 import traceback
 import zlib
@@ -58,6 +60,24 @@ class GradingOptions:
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
     budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
     hidden: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
+    gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
+
+
+def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
+    """With `--device cuda` and several GPUs, a chunk of submissions goes to one of them, chosen by `key`."""
+    count = torch.cuda.device_count() if options.device == "cuda" else 0
+    if count <= 1:
+        return options
+    return dataclasses.replace(options, device=f"cuda:{zlib.crc32(key.encode()) % count}")
+
+
+def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
+    """Workers that share a GPU (more scoring processes than GPUs) each get an equal share of its memory."""
+    if not options.device.startswith("cuda") or options.gpu_memory_fraction:
+        return options
+    count = max(1, torch.cuda.device_count()) if options.device == "cuda" else 1
+    sharing = math.ceil(max(1, jobs) / count)
+    return dataclasses.replace(options, gpu_memory_fraction=round(0.9 / sharing, 3)) if sharing > 1 else options
 
 
 def resolve_device(requested: str) -> str:
@@ -90,6 +110,7 @@ class SubmissionSession:
         self.sandbox = ""
         self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
         self.skip_errors: list[str] = []
+        self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
 
     def ensure_worker(self) -> None:
         if self.submission.error:
@@ -112,6 +133,8 @@ class SubmissionSession:
                 memory_mb=options.memory_mb,
                 cpu_seconds=options.cpu_seconds,
                 cap_address_space=options.device == "cpu",
+                cuda_device=options.device if options.device.startswith("cuda") else None,
+                gpu_memory_fraction=options.gpu_memory_fraction,
             )
             try:
                 skip = tuple((cell, number) for cell, number, _ in self.skipped)
@@ -166,6 +189,12 @@ class SubmissionSession:
     def close(self) -> None:
         if self.worker is not None:
             self._collect_output()
+            if self.worker.alive:
+                try:
+                    reply = self.worker.request("stats", timeout=5)
+                    self.peak_rss_mb = max(self.peak_rss_mb, float(reply["value"]["peak_rss_mb"]))
+                except (WorkerLost, KeyError, TypeError):
+                    pass
             self.worker.stop()
             self.worker = None
 
@@ -279,6 +308,7 @@ class GradingPlugin:
                 path=sub.path,
                 output=session.output,
                 isolation=session.sandbox,
+                worker_peak_mb=session.peak_rss_mb,
             )
         self.checks.pop(sub.name, None)
         self.results.append(result)

@@ -51,6 +51,7 @@ class SubmissionResult:
     path: str = ""
     output: str = field(default="", repr=False)  # the tail of what the student's code printed
     isolation: str = ""  # the sandbox the code ran in: "namespaces" or "audit-hook" (see sandbox.py)
+    worker_peak_mb: float = 0.0  # peak resident memory of the worker that finished the submission
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         return next(e for e in self.exercises if e.id == exercise_id)

@@ -46,6 +46,8 @@ class WorkerConfig:
     memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
     cap_address_space: bool = False  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
     cpu_seconds: int | None = None  # CPU time of the whole worker
+    cuda_device: str | None = None  # e.g. "cuda:1": initialised before the sandbox closes
+    gpu_memory_fraction: float | None = None  # this worker's share of the GPU's memory, when workers share one
 
 
 class Handle:
@@ -117,6 +119,14 @@ def _isolate(config: WorkerConfig) -> str:
         limit = _address_space() + config.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     tempfile.tempdir = config.scratch
+    if config.cuda_device:
+        # CUDA starts here, before the audit hook, so that nothing it loads is refused; a worker's share of a
+        # GPU that several workers use is capped, so one student's tensors cannot starve the others.
+        device = torch.device(config.cuda_device)
+        torch.cuda.set_device(device)
+        torch.cuda.init()
+        if config.gpu_memory_fraction:
+            torch.cuda.set_per_process_memory_fraction(config.gpu_memory_fraction, device)
     sandbox.install_audit_hook(config.hidden_dirs, config.scratch)
     return level
 
@@ -256,6 +266,10 @@ class _State:
 
     def op_ping(self) -> str:
         return "pong"
+
+    def op_stats(self) -> dict[str, float]:
+        """Peak resident memory of this worker, in MiB."""
+        return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
     # -- helpers -----------------------------------------------------------------------------------------
     def resolve(self, value: Any) -> Any:

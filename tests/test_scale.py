@@ -53,3 +53,22 @@ def test_jobs_1_jobs_2_and_dask_give_identical_results(assignment, dask_client, 
     assert verdicts(one.results) == verdicts(two.results) == verdicts(cluster.results)
     for folder in ("one", "two", "dask"):  # the same files, written by this process for the cluster's results
         assert (tmp_path / folder / "grades.csv").read_text() == (tmp_path / "one" / "grades.csv").read_text()
+
+
+def test_several_gpus_share_the_chunks_and_one_gpu_is_shared_by_memory(monkeypatch):
+    import torch
+
+    from autograder.pytest_plugin import gpu_share, place_on_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    options = GradingOptions(device="cuda")
+    placed = {place_on_gpu(options, f"student{i}.ipynb").device for i in range(40)}
+    assert placed == {"cuda:0", "cuda:1", "cuda:2", "cuda:3"}
+    assert place_on_gpu(options, "a.ipynb") == place_on_gpu(options, "a.ipynb")  # the same chunk, the same GPU
+    assert gpu_share(options, jobs=4).gpu_memory_fraction is None  # one scoring process per GPU
+    assert gpu_share(options, jobs=8).gpu_memory_fraction == 0.45
+    assert place_on_gpu(GradingOptions(device="cuda:2"), "a.ipynb").device == "cuda:2"  # asked for: kept
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert place_on_gpu(options, "a.ipynb").device == "cuda"
+    assert gpu_share(options, jobs=3).gpu_memory_fraction == 0.3
+    assert gpu_share(GradingOptions(device="cpu"), jobs=3).gpu_memory_fraction is None

@@ -1,0 +1,28 @@
+"""The benchmarks in quick mode: their output is right (timings are not asserted; they are for people)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench import floor, scaling
+
+
+@pytest.mark.slow
+def test_scaling_reports_every_size_and_the_generated_mix(capsys):
+    assert scaling.main(["--sizes", "4", "20", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE)
+    assert [int(r[0]) for r in rows] == [4, 20]
+    assert int(rows[1][4]) == 9  # of every 20 generated students, 9 are fully right
+    assert all(0 < float(r[2]) < 60 and int(r[3]) > 0 for r in rows)
+    assert re.search(r"cost per submission at 20 / at 4: [\d.]+x", out)
+
+
+@pytest.mark.slow
+def test_floor_grades_the_same_scores_in_process(capsys):
+    assert floor.main(["--n", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "same scores: True" in out
+    assert re.search(r"grader / floor: [\d.]+x; isolation costs -?\d+ ms per submission", out)
