@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check autograder tests reference_solutions assignments
+	$(VENV)/bin/ruff check autograder tests reference_solutions assignments bench
 	$(VENV)/bin/mypy autograder
 
 clean:

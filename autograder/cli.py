@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"))
     _add_run_options(gs)
 
+    b = commands.add_parser("build", help="otter packaging: student notebooks and autograder zips")
+    b.add_argument("assignments", nargs="*", default=list(BUILTIN_ASSIGNMENTS), help="default: all")
+    b.add_argument("--out", type=Path, required=True, help="writes OUT/<a>/student/ and OUT/<a>/autograder/")
+    b.add_argument(
+        "--no-trusted-scores",
+        action="store_true",
+        help="leave out the NativeScores plugin (scores then come from the student's kernel; see README)",
+    )
+
     gz = commands.add_parser("gradescope-zip", help="an autograder zip that runs the native grader on Gradescope")
     gz.add_argument("assignment", choices=BUILTIN_ASSIGNMENTS)
     gz.add_argument("--out", type=Path, required=True, help="the zip to write")
@@ -151,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_check(args, console)
         elif args.command == "demo":
             cmd_demo(args, console)
+        elif args.command == "build":
+            from autograder.otter_build import build
+
+            for name, (student, bundle) in build(args.assignments, args.out, not args.no_trusted_scores).items():
+                console.print(f"{name}: student notebook {student}, autograder zip {bundle}")
         elif args.command in ("intake", "export", "feedback", "report", "gradescope", "gradescope-zip"):
             from autograder import lms_cli
 

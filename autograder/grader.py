@@ -58,13 +58,18 @@ def grade_chunk(
     options: GradingOptions,
     on_result: Callable[[SubmissionResult], None] | None = None,
     public_only: bool = False,
+    exercises: Sequence[str] | None = None,
 ) -> list[SubmissionResult]:
-    """Grade submissions in one pytest session in this process; student code runs in worker processes."""
+    """Grade submissions in one pytest session in this process; student code runs in worker processes.
+    `public_only` runs the public checks only; `exercises` only those exercises' checks."""
     if submissions:
         options = place_on_gpu(options, submissions[0].name)
-    plugin = GradingPlugin(submissions, options, on_result=on_result, spec=spec, public_only=public_only)
+    plugin = GradingPlugin(
+        submissions, options, on_result=on_result, spec=spec, public_only=public_only, exercises=exercises
+    )
+    targets = [str(spec.checks_dir / f"test_{e}.py") for e in exercises] if exercises else [str(spec.checks_dir)]
     args = [
-        str(spec.checks_dir),
+        *targets,
         "-c",
         str(GRADING_INI),
         "--rootdir",

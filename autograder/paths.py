@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENTS_DIR = PROJECT_ROOT / "assignments"
-REFERENCE_DIR = PROJECT_ROOT / "reference_solutions"
+# In a checkout (or an editable install) the data sits beside the package; an installed wheel carries it inside.
+DATA_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "assignments").is_dir() else Path(__file__).resolve().parent / "_data"
+ASSIGNMENTS_DIR = DATA_ROOT / "assignments"
+REFERENCE_DIR = DATA_ROOT / "reference_solutions"
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "submissions"
 BUILTIN_ASSIGNMENTS = ("mlp", "decoding", "spiking")
 

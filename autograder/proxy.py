@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from autograder import messages, sandbox
-from autograder.paths import PROJECT_ROOT
+from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.worker import MAX_REPLY_BYTES, GlobalRef, Handle, WorkerConfig, read_progress, worker_main
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
@@ -209,7 +209,8 @@ def _resident_mb(pid: int | None) -> float:
 
 def default_hidden() -> tuple[str, ...]:
     """What no worker may see whatever is being graded: the project's references, checks and examples."""
-    return tuple(str(PROJECT_ROOT / name) for name in ("reference_solutions", "assignments", "examples", "results"))
+    project = (PROJECT_ROOT / name for name in ("reference_solutions", "assignments", "examples", "results"))
+    return tuple(str(p) for p in (*project, ASSIGNMENTS_DIR, REFERENCE_DIR))
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -1,0 +1,110 @@
+"""Otter's side of the native checks: test cases in otter test files call `check`, and the `NativeScores` plugin
+recomputes every score outside the student's kernel.
+
+Each native check is one otter test case with the same points, so an otter question (named by the exercise id)
+scores what the native grader gives the exercise. A test case runs in the student's kernel: `check` grades the
+notebook's code (the cells the kernel has run, from IPython's `In`) with the native grader, whose workers run the
+code in isolated processes; the first test case of an exercise grades it, the others read the cached verdicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from autograder.results import SubmissionResult
+
+_cache: dict[tuple[str, bool, str], dict[str, dict[str, tuple[bool, str]]]] = {}
+
+
+class CheckFailed(AssertionError):
+    """A native check failed; the message is the one the native grader gives the student."""
+
+
+def notebook_cells(env: dict[str, Any]) -> list[str]:
+    """The code the kernel has run, cell by cell (IPython keeps it in `In`)."""
+    history = env.get("In") or env.get("_ih") or []
+    return [str(source) for source in history if str(source).strip()]
+
+
+def check(env: dict[str, Any], assignment: str, exercise: str, name: str, hidden: bool = False) -> None:
+    """Pass or raise CheckFailed for one native check of the notebook in `env`. A public check grades only the
+    public checks (what a student's `grader.check` may know); a hidden one grades them all."""
+    verdicts = _verdicts(notebook_cells(env), assignment, public_only=not hidden).get(exercise, {})
+    if name not in verdicts:
+        raise CheckFailed(f"the grader has no check named {name!r} for {exercise}; is the autograder up to date?")
+    passed, message = verdicts[name]
+    if not passed:
+        raise CheckFailed(message or "This check did not pass.")
+
+
+def _verdicts(cells: Sequence[str], assignment: str, public_only: bool) -> dict[str, dict[str, tuple[bool, str]]]:
+    """{exercise: {check: (passed, message)}}; the whole notebook is graded once per version of its code (a
+    full grading also answers the public checks)."""
+    digest = hashlib.sha256("\x00".join(cells).encode()).hexdigest()
+    for key in ((assignment, False, digest), (assignment, public_only, digest)):
+        if key in _cache:
+            return _cache[key]
+    result = grade_cells(cells, assignment, public_only=public_only)
+    verdicts = {e.id: {t.name: (t.passed, t.message) for t in e.tests} for e in result.exercises}
+    _cache[(assignment, public_only, digest)] = verdicts
+    return verdicts
+
+
+def grade_cells(
+    cells: Sequence[str], assignment: str, exercises: Sequence[str] | None = None, public_only: bool = False
+) -> SubmissionResult:
+    """Grade notebook cells with the native grader (student code in isolated workers, as always)."""
+    from autograder.grader import grade_chunk
+    from autograder.pytest_plugin import GradingOptions
+    from autograder.spec import load_assignment
+    from autograder.submission import Cell, Submission, strip_magics
+
+    kept = [(i, strip_magics(source)) for i, source in enumerate(cells, start=1)]
+    submission = Submission(
+        name="notebook.ipynb",
+        path="",
+        cells=tuple(Cell(i, source) for i, source in kept if source),
+    )
+    spec = load_assignment(assignment)
+    [result] = grade_chunk(spec, [submission], GradingOptions(), public_only=public_only, exercises=exercises)
+    return result
+
+
+# -- the plugin: trusted scores ---------------------------------------------------------------------------------
+try:
+    from otter.plugins import AbstractOtterPlugin
+except ImportError:  # otter is a dependency, but keep the bridge importable without it
+    AbstractOtterPlugin = object  # type: ignore[misc,assignment]
+
+
+class NativeScores(AbstractOtterPlugin):  # type: ignore[misc,valid-type]
+    """`after_grading` runs on the grading host, outside the student's kernel: it grades the executed notebook's
+    code again with the native grader and replaces every test case's verdict and every question's score, so a
+    submission that tampers with otter inside its kernel gains nothing. Configure it in the master notebook's
+    ASSIGNMENT CONFIG: `plugins: [{autograder.otter_bridge.NativeScores: {assignment: mlp}}]`."""
+
+    def after_grading(self, results: Any) -> None:
+        from otter.test_files.abstract_test import TestCaseResult
+
+        assignment = (self.plugin_config or {}).get("assignment")
+        notebook = getattr(results, "notebook", None)
+        if not assignment or notebook is None:
+            return
+        cells = [str(cell.source) for cell in notebook.cells if cell.cell_type == "code"]
+        native = grade_cells(cells, assignment)
+        by_exercise = {e.id: e for e in native.exercises}
+        for question, test_file in results.results.items():
+            exercise = by_exercise.get(question)
+            if exercise is None:
+                continue
+            checks = list(exercise.tests)
+            cases = list(test_file.test_cases)
+            if len(cases) == len(checks):  # one test case per native check, in the same order
+                test_file.test_case_results = [
+                    TestCaseResult(case, None if check.passed else check.message, check.passed)
+                    for case, check in zip(cases, checks, strict=True)
+                ]
+            test_file.update_score(exercise.score)
+        results.set_plugin_data("NativeScores", {"score": native.score, "max_score": native.max_score})

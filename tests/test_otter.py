@@ -1,0 +1,148 @@
+"""Otter packaging: master notebooks, `autograder build`, `otter run` parity with the native grader, students'
+`grader.check`, and trusted scores with the NativeScores plugin.
+
+`otter run` executes every cell of a notebook in a kernel. The bundled examples end with a cell that trains for
+minutes (on purpose: the native grader skips it) and start with `!pip install` (network): the parity test runs
+otter on copies without those two, which define the same things. `otter grade` needs Docker, absent here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.grader import grade
+from autograder.otter_build import fill_in_solutions, master_notebook, master_path
+from autograder.paths import BUILTIN_ASSIGNMENTS
+from autograder.pytest_plugin import GradingOptions
+
+from .conftest import EXAMPLES, run_cli
+
+pytestmark = pytest.mark.slow
+PARITY = [("mlp", "partly_wrong"), ("mlp", "template"), ("decoding", "partly_wrong"), ("spiking", "partly_wrong")]
+TAMPER = """import otter.test_files.exception_test as _tests
+_tests.test_case.call_func = lambda self, env: None  # every otter test case now passes
+"""
+
+
+def otter_run(bundle: Path, notebook: Path, out: Path) -> dict[str, float]:
+    out.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(bundle), "-o", str(out), str(notebook)],
+                          cwd=out, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert (out / "results.json").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text())
+    return {t["name"]: t["score"] for t in data["tests"] if "score" in t}
+
+
+def for_otter(source: Path, target: Path) -> Path:
+    nb = nbformat.read(str(source), as_version=4)
+    nb.cells = [c for c in nb.cells if "Train for a long time" not in c.source]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.split("\n") if not line.lstrip().startswith("!"))
+    nbformat.write(nb, str(target))
+    return target
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    done = run_cli("build", "--out", str(out / "trusted"))
+    assert done.returncode == 0, done.stderr
+    done = run_cli("build", "mlp", "--no-trusted-scores", "--out", str(out / "kernel"))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def bundle(built: Path, assignment: str, variant: str = "trusted") -> Path:
+    [found] = (built / variant / assignment / "autograder").iterdir()  # exactly one file: the zip
+    return found
+
+
+def test_master_notebooks_are_in_step_with_the_checks():
+    for assignment in BUILTIN_ASSIGNMENTS:
+        committed = nbformat.read(str(master_path(assignment)), as_version=4)
+        fresh = master_notebook(assignment)
+        assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], (
+            f"{master_path(assignment)} is out of date: run python -m autograder.otter_build {assignment}"
+        )
+
+
+def test_build_writes_a_student_notebook_without_solutions_and_one_zip(built):
+    for assignment in BUILTIN_ASSIGNMENTS:
+        student = built / "trusted" / assignment / "student" / f"{assignment}.ipynb"
+        text = student.read_text()
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+        master = nbformat.read(str(master_path(assignment)), as_version=4)
+        solution_lines = {
+            line.strip()
+            for cell in master.cells
+            if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source
+            for line in cell.source.split("# BEGIN SOLUTION", 1)[1].splitlines()
+            if len(line.strip()) > 25 and "SOLUTION" not in line
+        }
+        assert solution_lines, assignment
+        leaked = [line for line in solution_lines if line in text]
+        assert not leaked, leaked
+        assert "hidden=True" not in text  # hidden test cases stay in the autograder zip
+        assert [p.suffix for p in (built / "trusted" / assignment / "autograder").iterdir()] == [".zip"]
+        assert not list((built / "trusted" / assignment / "student").glob("*.whl"))  # the checks ship only in the zip
+
+
+def test_otter_run_scores_match_the_native_grader(built, tmp_path):
+    jobs = []
+    for assignment in BUILTIN_ASSIGNMENTS:
+        student = nbformat.read(str(built / "trusted" / assignment / "student" / f"{assignment}.ipynb"), 4)
+        solution = tmp_path / f"{assignment}-solution.ipynb"
+        nbformat.write(fill_in_solutions(student, assignment), str(solution))
+        jobs.append((assignment, "solution", solution))
+    for assignment, example in PARITY:
+        jobs.append((assignment, example, for_otter(EXAMPLES / assignment / f"{example}.ipynb",
+                                                    tmp_path / f"{assignment}-{example}.ipynb")))  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        scores = list(pool.map(lambda j: otter_run(bundle(built, j[0]), j[2], tmp_path / f"out-{j[0]}-{j[1]}"), jobs))
+    for (assignment, example, path), otter_scores in zip(jobs, scores, strict=True):
+        [native] = grade(assignment, [path], out_dir=None, options=GradingOptions()).results
+        expected = {e.id: e.score for e in native.exercises}
+        got = {name: otter_scores[name] for name in expected}
+        assert got == pytest.approx(expected), (assignment, example)
+        if example == "solution":
+            assert native.score == native.max_score
+    assert any(native.score < native.max_score for _ in [0])
+
+
+def test_grader_check_in_a_student_notebook_reports_the_public_checks(built, tmp_path):
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    folder = built / "trusted" / "mlp" / "student"
+    student = nbformat.read(str(folder / "mlp.ipynb"), 4)
+    filled = fill_in_solutions(student, "mlp")
+    for cell in filled.cells:  # one exercise done wrong: the loss summed instead of averaged
+        if cell.source.startswith("def cross_entropy_loss"):
+            cell.source = cell.source.replace("losses.mean()", "losses.sum()")
+    filled.cells.append(nbformat.v4.new_code_cell('print(grader.check("cross_entropy_loss"))'))
+    filled.cells.append(nbformat.v4.new_code_cell('print(grader.check("shuffle_and_split"))'))
+    ExecutePreprocessor(timeout=300, kernel_name="python3").preprocess(filled, {"metadata": {"path": str(folder)}})
+    ce, split = ("".join(o.get("text", "") for o in cell.outputs) for cell in filled.cells[-2:])
+    assert "cross_entropy_loss(x, labels) for the tutorial's example is wrong." in ce
+    assert "Hint: the loss should be averaged over the batch, not summed." in ce
+    assert "shuffle_and_split results: All test cases passed!" in split
+
+
+def test_with_the_plugin_a_kernel_that_tampers_with_otter_gains_nothing(built, tmp_path):
+    source = for_otter(EXAMPLES / "mlp" / "partly_wrong.ipynb", tmp_path / "cheat.ipynb")
+    nb = nbformat.read(str(source), 4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell(TAMPER))
+    nbformat.write(nb, str(source))
+    with ThreadPoolExecutor(2) as pool:
+        kernel, trusted = pool.map(lambda v: otter_run(bundle(built, "mlp", v), source, tmp_path / v),
+                                   ["kernel", "trusted"])  # fmt: skip
+    assert kernel["cross_entropy_loss"] == 10  # without the plugin the tampering works: the test can fail
+    assert trusted["cross_entropy_loss"] == 4 and trusted["shuffle_and_split"] == 6
+    assert trusted["approximate_function"] == trusted["Net"] == 10
