@@ -143,7 +143,7 @@ def native_checks(spec: AssignmentSpec) -> dict[str, list[tuple[str, float, bool
 
 
 def _test_cell(assignment: str, exercise: str, index: int, name: str, points: float, hidden: bool) -> str:
-    function = "test_" + re.sub(r"\W+", "_", name).strip("_") + f"_{index}"
+    function = f"test_{exercise}_" + re.sub(r"\W+", "_", name).strip("_") + f"_{index}"
     return textwrap.dedent(
         f'''\
         """ # BEGIN TEST CONFIG
