@@ -26,3 +26,14 @@ def test_floor_grades_the_same_scores_in_process(capsys):
     out = capsys.readouterr().out
     assert "same scores: True" in out
     assert re.search(r"grader / floor: [\d.]+x; isolation costs -?\d+ ms per submission", out)
+
+
+@pytest.mark.slow
+def test_vs_otter_times_both_and_their_scores_agree(capsys):
+    from bench import vs_otter
+
+    assert vs_otter.main(["--n", "2", "--jobs", "2", "--no-trusted-scores"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"otter run: +[\d.]+ s", out) and re.search(r"autograder grade: +[\d.]+ s", out)
+    assert re.search(r"ratio \(otter / native\): [\d.]+x", out)
+    assert "per-question scores equal: 2 of 2" in out
