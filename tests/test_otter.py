@@ -25,7 +25,7 @@ from autograder.pytest_plugin import GradingOptions
 from .conftest import EXAMPLES, run_cli
 
 pytestmark = pytest.mark.slow
-PARITY = [("mlp", "partly_wrong"), ("mlp", "template"), ("decoding", "partly_wrong"), ("spiking", "partly_wrong")]
+PARITY = [("mlp", "partly_wrong"), ("decoding", "partly_wrong"), ("spiking", "partly_wrong")]
 TAMPER = """import otter.test_files.exception_test as _tests
 _tests.test_case.call_func = lambda self, env: None  # every otter test case now passes
 """
