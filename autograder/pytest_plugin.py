@@ -233,6 +233,9 @@ class GradingPlugin:
     # -- hooks ------------------------------------------------------------------------------------------
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[_PLUGIN_KEY] = self
+        # A failed check's report is built by explain_failure; pytest's default long traceback (source of every
+        # frame, parsed per failure) would cost ~50 ms a failure and nobody reads it.
+        config.option.tbstyle = "native"
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
