@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from autograder import messages
+from autograder import messages, sandbox
 from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin, gpu_share, place_on_gpu
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.spec import AssignmentSpec, load_assignment
@@ -157,7 +157,9 @@ class LocalExecutor:
         context = multiprocessing.get_context("forkserver")
         assert isinstance(context, multiprocessing.context.ForkServerContext)
         context.set_forkserver_preload(["autograder.grader"])
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=context, initializer=sandbox.name_this_process, initargs=("ag-scoring",)
+        ) as pool:
             pending: set[Future[Any]] = {
                 pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded) for chunk in chunks
             }

@@ -79,7 +79,7 @@ def _reuse_parent_fork_server() -> None:
         and getattr(server, "_forkserver_alive_fd", None) is not None
         and "ensure_running" not in vars(server)
     ):
-        server.ensure_running = resource_tracker.ensure_running
+        server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -91,6 +92,14 @@ def protect_this_process() -> None:
     """Make this process non-dumpable: same-user processes then cannot read its memory or /proc/<pid>/root."""
     try:
         _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def name_this_process(name: str) -> None:
+    """The name `ps`, `top` and /proc/<pid>/comm show (15 bytes at most): "ag-scoring", "ag-worker"."""
+    try:
+        _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
     except (OSError, AttributeError):
         pass
 

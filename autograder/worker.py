@@ -88,6 +88,7 @@ def _isolate(config: WorkerConfig) -> str:
     """Cut the worker off from the grader's files, the network, the terminal and the parent's signals;
     returns the sandbox level in place."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
+    sandbox.name_this_process("ag-worker")
     os.environ.update(config.env)
     # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
     for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
