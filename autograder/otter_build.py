@@ -165,7 +165,6 @@ def master_notebook(assignment: str) -> nbformat.NotebookNode:
         f"""\
         # ASSIGNMENT CONFIG
         requirements: requirements.txt
-        overwrite_requirements: true
         run_tests: false
         export_cell: false
         tests:
@@ -210,7 +209,10 @@ def master_path(assignment: str) -> Path:
 
 def write_master(assignment: str) -> Path:
     path = master_path(assignment)
-    nbformat.write(master_notebook(assignment), str(path))
+    nb = master_notebook(assignment)
+    for index, cell in enumerate(nb.cells):  # stable ids: regenerating a master changes only what changed
+        cell.id = f"{assignment}-{index:03d}"
+    nbformat.write(nb, str(path))
     return path
 
 
@@ -243,6 +245,9 @@ def build_wheel(out: Path) -> Path:
     return wheels[-1]
 
 
+TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
 def build(assignments: Sequence[str], out: Path, trusted_scores: bool = True) -> dict[str, tuple[Path, Path]]:
     """`otter assign` every master notebook: OUT/<a>/student/<a>.ipynb and OUT/<a>/autograder/<one zip>."""
     built = {}
@@ -263,8 +268,10 @@ def build(assignments: Sequence[str], out: Path, trusted_scores: bool = True) ->
             )
             nbformat.write(nb, str(work / master.name))
             shutil.copy(wheel, work / wheel.name)
-            # Gradescope/otter's setup installs the requirements from /autograder/source, where `files` land.
-            (work / "requirements.txt").write_text(f"/autograder/source/files/{wheel.name}\n")
+            # Gradescope/otter's setup installs the requirements (after otter's own, pinned to this otter's
+            # version) from /autograder/source, where `files` land; torch from the CPU index, as graders have
+            # no GPU and the default wheels pull gigabytes of CUDA libraries.
+            (work / "requirements.txt").write_text(f"{TORCH_CPU_INDEX}\n/autograder/source/files/{wheel.name}\n")
             done = subprocess.run(
                 [sys.executable, "-m", "otter", "assign", master.name, "dist", "--no-pdfs"],
                 cwd=work,

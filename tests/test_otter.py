@@ -8,14 +8,17 @@ otter on copies without those two, which define the same things. `otter grade` n
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from autograder.grader import grade
 from autograder.otter_build import fill_in_solutions, master_notebook, master_path
@@ -93,6 +96,30 @@ def test_build_writes_a_student_notebook_without_solutions_and_one_zip(built):
         assert "hidden=True" not in text  # hidden test cases stay in the autograder zip
         assert [p.suffix for p in (built / "trusted" / assignment / "autograder").iterdir()] == [".zip"]
         assert not list((built / "trusted" / assignment / "student").glob("*.whl"))  # the checks ship only in the zip
+
+
+def test_the_zip_installs_the_project_from_inside_itself(built):
+    """What Gradescope's or otter grade's image build does with the zip, checked statically (no Docker here):
+    otter pinned to the version that built it, torch from the CPU index, and our wheel from files/, carrying
+    the assignment's checks and references."""
+    import otter
+
+    for assignment in BUILTIN_ASSIGNMENTS:
+        with zipfile.ZipFile(bundle(built, assignment)) as z:
+            names = z.namelist()
+            pip = yaml.safe_load(z.read("environment.yml"))["dependencies"][-1]["pip"]
+            config = json.loads(z.read("otter_config.json"))
+            [wheel_name] = [n for n in names if n.startswith("files/") and n.endswith(".whl")]
+            assert pip[0] == f"otter-grader[grading,plugins]=={otter.__version__}"
+            assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
+            assert pip[-1] == f"/autograder/source/{wheel_name}"
+            assert config["plugins"] == [{"autograder.otter_bridge.NativeScores": {"assignment": assignment}}]
+            with zipfile.ZipFile(io.BytesIO(z.read(wheel_name))) as wheel:
+                inside = wheel.namelist()
+        assert f"autograder/_data/reference_solutions/{assignment}.py" in inside
+        assert f"autograder/_data/assignments/{assignment}/assignment.toml" in inside
+        assert any(n.startswith(f"autograder/_data/assignments/{assignment}/checks/test_") for n in inside)
+        assert "autograder/otter_bridge.py" in inside
 
 
 def test_otter_run_scores_match_the_native_grader(built, tmp_path):
