@@ -7,7 +7,11 @@ import functools
 import json
 import math
 import multiprocessing
+import os
+import select
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -158,7 +162,7 @@ class LocalExecutor:
         assert isinstance(context, multiprocessing.context.ForkServerContext)
         context.set_forkserver_preload(["autograder.grader"])
         with ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=context, initializer=sandbox.name_this_process, initargs=("ag-scoring",)
+            max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
         ) as pool:
             pending: set[Future[Any]] = {
                 pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded) for chunk in chunks
@@ -167,6 +171,30 @@ class LocalExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield [SubmissionResult.from_dict(d) for d in future.result()]
+
+
+def _start_scoring_process(submitter: int) -> None:
+    """A scoring process forked from the fork server is not the submitting process's child: when that process
+    is killed (SIGKILL, OOM killer), nothing would stop this one. A watcher thread ends it then; what it had
+    graded is already on disk, and `--resume` grades the rest."""
+    sandbox.name_this_process("ag-scoring")
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(submitter)
+        except (AttributeError, OSError):  # no pidfd (old kernel): poll
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(submitter, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+                except PermissionError:
+                    pass
+        select.select([handle], [], [])  # readable once the submitting process has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-submitter", daemon=True).start()
 
 
 class DaskExecutor:

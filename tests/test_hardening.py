@@ -233,7 +233,10 @@ def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_netw
         worker.stop()
 
 
-def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path, jobs):
+    """--jobs 1: the whole process group is killed. --jobs 2: only the `autograder` process is (as the OOM killer
+    would); its scoring processes, forks of the fork server rather than its children, must not outlive it."""
     import signal
     import subprocess
     import sys
@@ -244,14 +247,24 @@ def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(
         (folder / f"student{i:02}.ipynb").parent.mkdir(exist_ok=True)
         (folder / f"student{i:02}.ipynb").write_bytes(source)
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "--out", str(out), "--jobs", "1"]
+    command = [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "--out", str(out), "--jobs", str(jobs)]
     batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while len(list(out.glob("student*.json"))) < 3 and time.monotonic() < deadline and batch.poll() is None:
         time.sleep(0.05)
-    os_kill_group(batch.pid, signal.SIGKILL)
-    batch.wait()
+    if jobs == 1:
+        os_kill_group(batch.pid, signal.SIGKILL)
+        batch.wait()
+    else:
+        batch.kill()
+        batch.wait()
+        deadline = time.monotonic() + 15
+        while session_processes(batch.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = session_processes(batch.pid)
+        os_kill_group(batch.pid, signal.SIGKILL)
+        assert not survivors, f"processes outlived the killed batch: {survivors}"
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("student*.json")}
     assert 3 <= len(kept) < 12, "the batch should have been killed half way"
     for name in kept:  # whatever was written is whole, never half a file
@@ -272,3 +285,24 @@ def os_kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def session_processes(session: int) -> list[str]:
+    """Names of the live processes in a session (zombies excluded)."""
+    import os
+
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session:
+                continue
+            status = dict(
+                line.split(":", 1) for line in Path(entry.path, "status").read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            continue
+        if not status.get("State", "").strip().startswith("Z"):
+            found.append(f"{entry.name} {status.get('Name', '').strip()}")
+    return found
