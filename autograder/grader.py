@@ -9,6 +9,7 @@ import math
 import multiprocessing
 import os
 import select
+import signal
 import sys
 import threading
 import time
@@ -101,6 +102,8 @@ def grade_chunk(
         code = pytest.main(args, plugins=[plugin])
     finally:
         _forget_check_modules(spec)
+    if plugin.interrupted:  # pytest swallowed a Ctrl-C: pass it on, with what was graded already written
+        raise KeyboardInterrupt
     if plugin.fatal_error:
         raise GradingError(plugin.fatal_error)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.results:
@@ -161,9 +164,10 @@ class LocalExecutor:
         context = multiprocessing.get_context("forkserver")
         assert isinstance(context, multiprocessing.context.ForkServerContext)
         context.set_forkserver_preload(["autograder.grader"])
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
-        ) as pool:
+        )
+        try:
             pending: set[Future[Any]] = {
                 pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded) for chunk in chunks
             }
@@ -171,6 +175,13 @@ class LocalExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield [SubmissionResult.from_dict(d) for d in future.result()]
+        except BaseException:  # Ctrl-C, or a caller that stopped early: stop now, not after every queued chunk
+            processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()  # its workers see their pipe close and end too
+            raise
+        pool.shutdown(wait=True)
 
 
 def _start_scoring_process(submitter: int) -> None:
@@ -178,6 +189,7 @@ def _start_scoring_process(submitter: int) -> None:
     is killed (SIGKILL, OOM killer), nothing would stop this one. A watcher thread ends it then; what it had
     graded is already on disk, and `--resume` grades the rest."""
     sandbox.name_this_process("ag-scoring")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the submitter decides
 
     def watch() -> None:
         try:
@@ -315,7 +327,8 @@ def _graded_before(
             result = SubmissionResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError):
             continue
-        if result.assignment == spec.name and result.submission == sub.name:
+        reached = messages.NOT_GRADED not in result.errors  # one that was never reached is graded again
+        if result.assignment == spec.name and result.submission == sub.name and reached:
             found.append(result)
     return found
 

@@ -223,6 +223,7 @@ class GradingPlugin:
         self.on_result = on_result or (lambda result: None)
         self.spec = spec
         self.results: list[SubmissionResult] = []
+        self.interrupted = False
         self.checks: dict[str, dict[str, list[CheckResult]]] = defaultdict(lambda: defaultdict(list))
 
     def spec_for(self, path: Path) -> AssignmentSpec:
@@ -236,6 +237,11 @@ class GradingPlugin:
         # A failed check's report is built by explain_failure; pytest's default long traceback (source of every
         # frame, parsed per failure) would cost ~50 ms a failure and nobody reads it.
         config.option.tbstyle = "native"
+
+    def pytest_keyboard_interrupt(self) -> None:
+        # pytest catches Ctrl-C and ends the session, tearing down fixtures (which finishes the submission in
+        # flight with the checks it had run so far). Nothing from here on is a grade.
+        self.interrupted = True
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -289,8 +295,10 @@ class GradingPlugin:
         return report
 
     # -- per submission ---------------------------------------------------------------------------------
-    def finish(self, session: SubmissionSession) -> SubmissionResult:
+    def finish(self, session: SubmissionSession) -> SubmissionResult | None:
         session.close()
+        if self.interrupted:  # half graded: neither kept nor written; --resume grades it again
+            return None
         sub = session.submission
         assert self.spec is not None
         if sub.error:

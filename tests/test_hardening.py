@@ -233,10 +233,14 @@ def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_netw
         worker.stop()
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path, jobs):
-    """--jobs 1: the whole process group is killed. --jobs 2: only the `autograder` process is (as the OOM killer
-    would); its scoring processes, forks of the fork server rather than its children, must not outlive it."""
+@pytest.mark.parametrize(
+    "jobs, how", [(1, "kill group"), (2, "kill main"), (1, "ctrl-c"), (2, "ctrl-c")], ids=lambda v: str(v)
+)
+def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path, jobs, how):
+    """"kill group": SIGKILL to every process of the batch. "kill main": only the `autograder` process (as the
+    OOM killer would); its scoring processes, forks of the fork server rather than its children, must not outlive
+    it. "ctrl-c": SIGINT to the process group, as a terminal sends it: the batch stops at once (pytest must not
+    swallow it), and a submission half graded at that moment is not written."""
     import signal
     import subprocess
     import sys
@@ -251,9 +255,17 @@ def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(
     batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
-    while len(list(out.glob("student*.json"))) < 3 and time.monotonic() < deadline and batch.poll() is None:
+    # 12 submissions make chunks of 3 (--jobs 1): the 4th result means the signal lands inside a pytest session
+    while len(list(out.glob("student*.json"))) < 4 and time.monotonic() < deadline and batch.poll() is None:
         time.sleep(0.05)
-    if jobs == 1:
+    if how == "ctrl-c":
+        os_kill_group(batch.pid, signal.SIGINT)
+        code = batch.wait(timeout=60)
+        time.sleep(1)
+        survivors = session_processes(batch.pid)
+        os_kill_group(batch.pid, signal.SIGKILL)
+        assert code == 130 and not survivors, (code, survivors)
+    elif how == "kill group":
         os_kill_group(batch.pid, signal.SIGKILL)
         batch.wait()
     else:
