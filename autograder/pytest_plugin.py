@@ -238,10 +238,13 @@ class GradingPlugin:
         # frame, parsed per failure) would cost ~50 ms a failure and nobody reads it.
         config.option.tbstyle = "native"
 
-    def pytest_keyboard_interrupt(self) -> None:
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest catches Ctrl-C and ends the session, tearing down fixtures (which finishes the submission in
-        # flight with the checks it had run so far). Nothing from here on is a grade.
-        self.interrupted = True
+        # flight with the checks it had run so far). Nothing from here on is a grade. The hook also reports
+        # pytest's own stops (collection errors raise Session.Interrupted, a KeyboardInterrupt subclass; and
+        # pytest.exit): those are not a person pressing Ctrl-C, and are reported as broken checks instead.
+        if excinfo.type is KeyboardInterrupt:
+            self.interrupted = True
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

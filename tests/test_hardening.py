@@ -8,12 +8,14 @@ cost nothing else. The whole batch must finish within BATCH_BOUND_S seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import pytest
 
+from autograder import messages
 from autograder.grader import grade
 from autograder.paths import PROJECT_ROOT
 from autograder.pytest_plugin import GradingOptions
@@ -318,3 +320,24 @@ def session_processes(session: int) -> list[str]:
         if not status.get("State", "").strip().startswith("Z"):
             found.append(f"{entry.name} {status.get('Name', '').strip()}")
     return found
+
+
+def test_resume_grades_again_a_result_that_says_it_was_never_reached(tmp_path):
+    from autograder.results import error_result, write_json
+    from autograder.spec import load_assignment
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    source = (PROJECT_ROOT / "examples" / "submissions" / "mlp" / "correct.ipynb").read_bytes()
+    for name in ("ana", "ben"):
+        (folder / f"{name}.ipynb").write_bytes(source)
+    out = tmp_path / "results"
+    out.mkdir()
+    spec = load_assignment("mlp")
+    # as left by a grader that stopped before reaching ben: ana's real result, ben's placeholder
+    write_json(out, "ana", dataclasses.replace(error_result(spec, "ana.ipynb", "", "kept", "cpu"), score=40.0))
+    write_json(out, "ben", error_result(spec, "ben.ipynb", "", messages.NOT_GRADED, "cpu"))
+    report = grade("mlp", [folder], out_dir=out, options=GradingOptions(), resume=True)
+    assert [r.submission for r in report.resumed] == ["ana.ipynb"]
+    assert json.loads((out / "ben.json").read_text())["score"] == 40
+    assert json.loads((out / "ana.json").read_text())["errors"] == ["kept"]
