@@ -73,7 +73,7 @@ def _reuse_parent_fork_server() -> None:
 
     server = forkserver._forkserver  # type: ignore[attr-defined]
     if (
-        sys.version_info < (3, 14)  # 3.14 authenticates fork server clients with a key its children lack
+        sys.version_info < (3, 14)  # 3.14 adds an auth key to the handshake: not relied upon there
         and getattr(server, "_forkserver_pid", 0) is None
         and getattr(server, "_forkserver_address", None)
         and getattr(server, "_forkserver_alive_fd", None) is not None
