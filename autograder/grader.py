@@ -26,6 +26,7 @@ from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin,
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import Submission, load_submissions
+from autograder.worker import exact_float32
 
 GRADING_INI = Path(__file__).with_name("grading_pytest.ini")
 MAX_CHUNK = 8
@@ -69,6 +70,8 @@ def grade_chunk(
     `public_only` runs the public checks only; `exercises` only those exercises' checks."""
     if submissions:
         options = place_on_gpu(options, submissions[0].name)
+    if options.device.startswith("cuda"):
+        exact_float32()  # the checks' own GPU arithmetic (references, comparisons) as exact as the CPU's
     plugin = GradingPlugin(
         submissions, options, on_result=on_result, spec=spec, public_only=public_only, exercises=exercises
     )

@@ -37,6 +37,13 @@ SIGNALS = {
     24: "it used up its CPU time limit",
 }
 MEMORY = "Your code used more than {limit} MiB of memory, the grader's limit (a tensor far too large?)."
+GPU_MEMORY = "Your code ran out of GPU memory, the grader's limit (a tensor far too large, or tensors kept in a list?)."
+WORKER_SETUP_FAILED = (
+    "The grader could not start the process that runs your code (a problem on the grading machine, not in your "
+    "code); your instructor has the details."
+)
+WORKER_OUTPUT = "The worker process ended (exit status {code}). The last it wrote:\n{output}"
+OUTPUT_TRUNCATED = "Your code printed more than 16 MiB; the rest of its output was dropped."
 MEMORY_HINT = "Hint: your code asked for more memory than the grader allows; check the sizes of the tensors you make."
 BUDGET = "Grading your notebook took longer than its time budget of {seconds}; the remaining checks were not run."
 SANDBOX_HINT = "Hint: the grader runs your code in a sandbox; read and write files only in the working folder."
@@ -109,7 +116,9 @@ CHECK_SKIPPED = "This check was skipped."
 CHECK_FAILED = "This check failed."
 INTERNAL_ERROR = "The grader could not run this check (an internal error); your instructor has the details."
 POINTS_MISMATCH = "{checks}: the checks for '{exercise}' add up to {got:g} points but assignment.toml gives {want:g}"
-NO_POINTS = "{check}: every check needs @pytest.mark.points(n)"
+NO_POINTS = "{check}: every check needs @pytest.mark.points(n), or @pytest.mark.advisory for advice worth 0 points"
+ADVISORY_POINTS = "{check}: an advisory check is worth no points; remove its @pytest.mark.points"
+ADVICE_PREFIX = "Advice (costs no points):"
 NO_SUBMISSION = "these are grading checks: pass --submission PATH (a notebook, .py, folder or zip)"
 NO_CUDA = "--device cuda was requested but CUDA is not available on this machine (use --device cpu or auto)"
 BAD_DEVICE = "--device must be auto, cpu or cuda; got {device!r}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from autograder.results import SubmissionResult
 
-_cache: dict[tuple[str, bool, str], dict[str, dict[str, tuple[bool, str]]]] = {}
+_cache: dict[tuple[str, bool, str], dict[str, dict[str, tuple[bool, str, bool]]]] = {}
 
 
 class CheckFailed(AssertionError):
@@ -34,20 +34,22 @@ def check(env: dict[str, Any], assignment: str, exercise: str, name: str, hidden
     verdicts = _verdicts(notebook_cells(env), assignment, public_only=not hidden).get(exercise, {})
     if name not in verdicts:
         raise CheckFailed(f"the grader has no check named {name!r} for {exercise}; is the autograder up to date?")
-    passed, message = verdicts[name]
-    if not passed:
+    passed, message, advisory = verdicts[name]
+    if not passed and advisory:
+        print(message)  # advice: shown, never a failed test
+    elif not passed:
         raise CheckFailed(message or "This check did not pass.")
 
 
-def _verdicts(cells: Sequence[str], assignment: str, public_only: bool) -> dict[str, dict[str, tuple[bool, str]]]:
-    """{exercise: {check: (passed, message)}}; the whole notebook is graded once per version of its code (a
+def _verdicts(cells: Sequence[str], assignment: str, public_only: bool) -> dict[str, dict[str, tuple[bool, str, bool]]]:
+    """{exercise: {check: (passed, message, advisory)}}; the whole notebook is graded once per version of its code (a
     full grading also answers the public checks)."""
     digest = hashlib.sha256("\x00".join(cells).encode()).hexdigest()
     for key in ((assignment, False, digest), (assignment, public_only, digest)):
         if key in _cache:
             return _cache[key]
     result = grade_cells(cells, assignment, public_only=public_only)
-    verdicts = {e.id: {t.name: (t.passed, t.message) for t in e.tests} for e in result.exercises}
+    verdicts = {e.id: {t.name: (t.passed, t.message, t.advisory) for t in e.tests} for e in result.exercises}
     _cache[(assignment, public_only, digest)] = verdicts
     return verdicts
 

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from autograder.results import SubmissionResult, atomic_write
+from autograder.results import CheckResult, SubmissionResult, atomic_write
 
 STATUS_WORDS = {
     "passed": "passed",
@@ -50,8 +50,7 @@ def feedback_markdown(result: SubmissionResult, title: str = "") -> str:
             continue
         lines += ["", f"## {e.id}", ""]
         for check in failed:
-            label = "hidden check" if check.hidden else "check"
-            lines += [f"**{check.name}** ({label}, {_num(check.score)} / {_num(check.max_score)})", ""]
+            lines += [f"**{check.name}** ({_check_label(check)})", ""]
             lines += ["```text", check.message.strip() or "This check did not pass.", "```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -79,13 +78,19 @@ def feedback_html(result: SubmissionResult, title: str = "") -> str:
             continue
         parts.append(f"<section class='exercise' id='{_h(e.id)}'><h2>{_h(e.id)}</h2>")
         for check in failed:
-            label = "hidden check" if check.hidden else "check"
             parts.append(
-                f"<h3>{_h(check.name)} <small>({label}, {_num(check.score)} / {_num(check.max_score)})</small></h3>"
+                f"<h3>{_h(check.name)} <small>({_h(_check_label(check))})</small></h3>"
                 f"<pre class='message'>{_h(check.message.strip() or 'This check did not pass.')}</pre>"
             )
         parts.append("</section>")
     return _page(heading, "".join(parts))
+
+
+def _check_label(check: CheckResult) -> str:
+    if check.advisory:
+        return "advice, costs no points"
+    kind = "hidden check" if check.hidden else "check"
+    return f"{kind}, {_num(check.score)} / {_num(check.max_score)}"
 
 
 def write_feedback(results: dict[str, SubmissionResult], out: Path, title: str = "") -> list[Path]:
@@ -107,8 +112,9 @@ def check_failure_rates(results: Sequence[SubmissionResult]) -> list[tuple[str, 
             for check in e.tests:
                 if check.name == "submission":  # the stand-in check of an unreadable file
                     continue
-                graded[(e.id, check.name)] += 1
-                failed[(e.id, check.name)] += not check.passed
+                name = f"{check.name} (advice)" if check.advisory else check.name
+                graded[(e.id, name)] += 1
+                failed[(e.id, name)] += not check.passed
     rows = [(ex, name, failed[(ex, name)], n) for (ex, name), n in graded.items()]
     return sorted(rows, key=lambda r: (-r[2] / r[3], r[0], r[1]))
 

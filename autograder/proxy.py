@@ -22,7 +22,16 @@ import torch
 
 from autograder import messages, sandbox
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
-from autograder.worker import MAX_REPLY_BYTES, GlobalRef, Handle, WorkerConfig, read_progress, worker_main
+from autograder.worker import (
+    MAX_REPLY_BYTES,
+    OUTPUT_FILE,
+    SETUP_FAILED_EXIT,
+    GlobalRef,
+    Handle,
+    WorkerConfig,
+    read_progress,
+    worker_main,
+)
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
@@ -43,10 +52,12 @@ class MissingSymbol(Exception):
 
 
 class WorkerLost(Exception):
-    """The worker stopped answering: a time limit, a crash, or a reply the grader will not read."""
+    """The worker stopped answering: a time limit, a crash, or a reply the grader will not read. `detail` is for
+    the instructor: the last lines the worker wrote to its stdout and stderr (e.g. a CUDA error)."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind  # "timeout", "crash", "too_large", "bad_reply"
+    def __init__(self, kind: str, message: str, detail: str = "") -> None:
+        self.kind = kind  # "timeout", "budget", "memory", "crash", "setup", "too_large", "bad_reply"
+        self.detail = detail
         super().__init__(message)
 
 
@@ -105,7 +116,7 @@ class Worker:
         memory_mb: int | None = None,
         cpu_seconds: int | None = None,
         cap_address_space: bool = True,
-        cuda_device: str | None = None,
+        cuda_index: int | None = None,
         gpu_memory_fraction: float | None = None,
     ) -> None:
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
@@ -118,7 +129,7 @@ class Worker:
             memory_mb=memory_mb,
             cap_address_space=cap_address_space,
             cpu_seconds=cpu_seconds,
-            cuda_device=cuda_device,
+            cuda_index=cuda_index,
             gpu_memory_fraction=gpu_memory_fraction,
         )
         config.env.update(env or {})
@@ -130,6 +141,8 @@ class Worker:
         child.close()
         self.seq = 0
         self.stopped_at: tuple[int, int, int] | None = None  # (cell, statement, line) loading when it stopped
+        self.last_output = ""  # the tail of its output, kept when it stops (its scratch folder is removed)
+        self.last_output_size = 0
         _live_workers.add(self)
 
     @property
@@ -154,9 +167,10 @@ class Worker:
             raise WorkerLost("timeout", messages.TIMEOUT.format(seconds=_fmt_seconds(timeout)))
         try:
             data = self.conn.recv_bytes(maxlength=MAX_REPLY_BYTES)
-        except EOFError:
+        except (EOFError, ConnectionError):
+            # EOF, or ECONNRESET when the worker died with our request still unread: lost, whatever the cause
             raise self._lost() from None
-        except OSError:
+        except OSError:  # multiprocessing's "bad message length": a reply over the limit
             self.stop()
             raise WorkerLost("too_large", messages.TOO_LARGE.format(limit=MAX_REPLY_BYTES // 2**20)) from None
         try:
@@ -185,7 +199,10 @@ class Worker:
         self.process.join(timeout=5)
         code = self.process.exitcode
         self.stop()
-        return WorkerLost("crash", messages.crashed(code))
+        detail = messages.WORKER_OUTPUT.format(code=code, output=self.last_output.strip() or "(nothing)")
+        if code == SETUP_FAILED_EXIT:
+            return WorkerLost("setup", messages.WORKER_SETUP_FAILED, detail)
+        return WorkerLost("crash", messages.crashed(code), detail)
 
     def stop(self) -> None:
         if self.stopped_at is None:
@@ -194,16 +211,25 @@ class Worker:
             self.process.kill()
         self.process.join(timeout=5)
         self.conn.close()
+        if os.path.isdir(self.scratch):
+            self.last_output, self.last_output_size = self.output_tail(), self.output_size()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def output_tail(self, limit: int = 2000) -> str:
         try:
-            with open(os.path.join(self.scratch, "output.log"), "rb") as f:
+            with open(os.path.join(self.scratch, OUTPUT_FILE), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - limit))
                 return f.read().decode("utf-8", "replace")
         except OSError:
-            return ""
+            return self.last_output[-limit:]
+
+    def output_size(self) -> int:
+        """Bytes the worker has printed so far."""
+        try:
+            return os.path.getsize(os.path.join(self.scratch, OUTPUT_FILE))
+        except OSError:
+            return self.last_output_size
 
 
 @atexit.register

@@ -37,6 +37,7 @@ from autograder.proxy import (
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions
+from autograder.worker import MAX_FILE_BYTES
 
 PLUGIN_NAME = "autograder-grading"
 _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
@@ -80,6 +81,13 @@ def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
     return dataclasses.replace(options, gpu_memory_fraction=round(0.9 / sharing, 3)) if sharing > 1 else options
 
 
+def cuda_index(device: str) -> int | None:
+    """The GPU a worker grading on `device` uses: "cuda" is the first (torch.cuda.set_device needs an index)."""
+    if not device.startswith("cuda"):
+        return None
+    return torch.device(device).index or 0
+
+
 def resolve_device(requested: str) -> str:
     """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
     if requested == "auto":
@@ -107,6 +115,7 @@ class SubmissionSession:
         self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
         self.started = time.perf_counter()
         self.output = ""
+        self.output_truncated = False  # the worker printed past the cap, and the rest was dropped
         self.sandbox = ""
         self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
         self.skip_errors: list[str] = []
@@ -116,7 +125,7 @@ class SubmissionSession:
         if self.submission.error:
             raise SubmissionUnreadable(self.submission.error)
         if self.fatal is not None:
-            raise WorkerLost(self.fatal.kind, self.fatal.args[0])
+            raise WorkerLost(self.fatal.kind, self.fatal.args[0], self.fatal.detail)
         if self.worker is not None and self.worker.alive:
             return
         if self.worker is not None:
@@ -133,7 +142,7 @@ class SubmissionSession:
                 memory_mb=options.memory_mb,
                 cpu_seconds=options.cpu_seconds,
                 cap_address_space=options.device == "cpu",
-                cuda_device=options.device if options.device.startswith("cuda") else None,
+                cuda_index=cuda_index(options.device),
                 gpu_memory_fraction=options.gpu_memory_fraction,
             )
             try:
@@ -142,8 +151,9 @@ class SubmissionSession:
                 break
             except WorkerLost as lost:
                 where = self.worker.stopped_at
+                self._collect_output()
                 if lost.kind == "budget" or where is None or len(self.skipped) >= MAX_SKIPPED_STATEMENTS:
-                    self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost))
+                    self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost), lost.detail)
                     raise self.fatal from None
                 # One statement hung or crashed the worker while the notebook was loading: leave it out, so
                 # that only what it defines is lost, and tell the student which one it was.
@@ -179,10 +189,18 @@ class SubmissionSession:
                 assert self.options.budget is not None
                 self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
                 lost = self.fatal
-            error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})")
+            error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})", lost.detail)
             self.lost.setdefault(self.exercise, error)
             raise error from None
         if not reply["ok"]:
+            if reply["error"].get("type") == "OutOfMemoryError":
+                # The worker's GPU memory may stay held by what the student's code kept: like a worker over its
+                # memory limit on the CPU, it is replaced, and only this exercise pays.
+                self._collect_output()
+                self.worker.stop()
+                error = WorkerLost("memory", f"{messages.GPU_MEMORY} (while the grader called {call})")
+                self.lost.setdefault(self.exercise, error)
+                raise error
             raise StudentError(call, reply["error"])
         return decode(self, reply["value"])
 
@@ -201,6 +219,7 @@ class SubmissionSession:
     def _collect_output(self) -> None:
         if self.worker is not None:
             self.output = (self.output + self.worker.output_tail())[-2000:]
+            self.output_truncated |= self.worker.output_size() >= MAX_FILE_BYTES
 
 
 class GradingPlugin:
@@ -327,6 +346,7 @@ class GradingPlugin:
                 exercises=tuple(exercises),
                 path=sub.path,
                 output=session.output,
+                output_truncated=session.output_truncated,
                 isolation=session.sandbox,
                 worker_peak_mb=session.peak_rss_mb,
             )
@@ -348,6 +368,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): points this check is worth")
     config.addinivalue_line("markers", "public: students see this check when they self-check")
+    config.addinivalue_line("markers", "advisory: advice only; reported like any check, worth 0 points")
     paths = config.getoption("submission", default=[])
     if paths and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         options = GradingOptions(
@@ -477,6 +498,10 @@ def _points(item: pytest.Item) -> float:
 
 def _marker_points(item: pytest.Item) -> float:
     marker = item.get_closest_marker("points")
+    if _is_advisory(item):
+        if marker is not None:
+            raise pytest.UsageError(messages.ADVISORY_POINTS.format(check=item.nodeid))
+        return 0.0
     if marker is None or not marker.args:
         raise pytest.UsageError(messages.NO_POINTS.format(check=item.nodeid))
     return float(marker.args[0])
@@ -495,16 +520,23 @@ def check_name(item: pytest.Item) -> str:
     return f"{name}[{'-'.join(ids)}]" if ids else name
 
 
+def _is_advisory(item: pytest.Item) -> bool:
+    return item.get_closest_marker("advisory") is not None
+
+
 def check_result(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> CheckResult:
     points = _points(item)
     hidden = item.get_closest_marker("public") is None
     name = check_name(item)
+    advisory = _is_advisory(item)
     if report.passed:
-        return CheckResult(name, points, points, True, hidden)
+        return CheckResult(name, points, points, True, hidden, advisory=advisory)
     if report.skipped:
-        return CheckResult(name, 0.0, points, False, hidden, messages.CHECK_SKIPPED, "failed")
+        return CheckResult(name, 0.0, points, False, hidden, messages.CHECK_SKIPPED, "failed", advisory=advisory)
     message, outcome, detail = explain_failure(call.excinfo)
-    return CheckResult(name, 0.0, points, False, hidden, message, outcome, detail)
+    if advisory and message:
+        message = f"{messages.ADVICE_PREFIX} {message}"
+    return CheckResult(name, 0.0, points, False, hidden, message, outcome, detail, advisory)
 
 
 def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tuple[str, str, str]:
@@ -517,7 +549,7 @@ def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tupl
     if isinstance(exc, StudentError):
         return str(exc), "failed", ""
     if isinstance(exc, WorkerLost):
-        return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", ""
+        return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", exc.detail
     if isinstance(exc, SubmissionUnreadable):
         return str(exc), "error", ""
     if isinstance(exc, AssertionError):

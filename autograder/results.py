@@ -27,6 +27,12 @@ class CheckResult:
     message: str = ""  # what the student sees
     outcome: str = "passed"  # passed, failed, error, missing, timeout
     detail: str = ""  # instructor-only: the grader-side traceback of an internal error
+    advisory: bool = False  # advice only: reported, worth 0 points, never costs any
+
+    @property
+    def counts(self) -> bool:
+        """Whether this check's outcome bears on the exercise's score and status."""
+        return not self.advisory
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class SubmissionResult:
     exercises: tuple[ExerciseResult, ...] = ()
     path: str = ""
     output: str = field(default="", repr=False)  # the tail of what the student's code printed
+    output_truncated: bool = False  # it printed more than the 16 MiB kept; the rest was dropped
     isolation: str = ""  # the sandbox the code ran in: "namespaces" or "audit-hook" (see sandbox.py)
     worker_peak_mb: float = 0.0  # peak resident memory of the worker that finished the submission
 
@@ -74,12 +81,13 @@ def exercise_result(
     exercise: ExerciseSpec, checks: Sequence[CheckResult], missing: Sequence[str], load_errors: Sequence[str]
 ) -> ExerciseResult:
     """Score and status of one exercise from its checks and what the submission defined."""
-    score = round(sum(c.score for c in checks), 6)
+    score = round(sum(c.score for c in checks if c.counts), 6)
+    graded = [c for c in checks if c.counts]
     if missing:
         status = "error" if load_errors else "missing"
-    elif any(c.outcome == "timeout" for c in checks):
+    elif any(c.outcome == "timeout" for c in graded):
         status = "timeout"
-    elif checks and score >= exercise.points:
+    elif graded and score >= exercise.points:
         status = "passed"
     elif score > 0:
         status = "partial"

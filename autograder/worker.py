@@ -46,7 +46,7 @@ class WorkerConfig:
     memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
     cap_address_space: bool = False  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
     cpu_seconds: int | None = None  # CPU time of the whole worker
-    cuda_device: str | None = None  # e.g. "cuda:1": initialised before the sandbox closes
+    cuda_index: int | None = None  # the GPU this worker uses, initialised before the sandbox closes
     gpu_memory_fraction: float | None = None  # this worker's share of the GPU's memory, when workers share one
 
 
@@ -97,9 +97,12 @@ def _isolate(config: WorkerConfig) -> str:
     os.chdir(config.scratch)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
-    output = os.open(os.path.join(config.scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    output = os.open(os.path.join(config.scratch, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(output, 1)
     os.dup2(output, 2)
+    # Python's own printing goes through a cap that drops what is past it: a correct function with a huge debug
+    # print keeps its points. Native code writing to fds 1 and 2 meets RLIMIT_FSIZE below instead.
+    sys.stdout = sys.stderr = _CappedOutput(output, MAX_FILE_BYTES)
     global _progress_fd
     _progress_fd = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
@@ -120,16 +123,75 @@ def _isolate(config: WorkerConfig) -> str:
         limit = _address_space() + config.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     tempfile.tempdir = config.scratch
-    if config.cuda_device:
-        # CUDA starts here, before the audit hook, so that nothing it loads is refused; a worker's share of a
-        # GPU that several workers use is capped, so one student's tensors cannot starve the others.
-        device = torch.device(config.cuda_device)
-        torch.cuda.set_device(device)
-        torch.cuda.init()
-        if config.gpu_memory_fraction:
-            torch.cuda.set_per_process_memory_fraction(config.gpu_memory_fraction, device)
+    if config.cuda_index is not None:
+        _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
     sandbox.install_audit_hook(config.hidden_dirs, config.scratch)
     return level
+
+
+def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
+    """CUDA starts here, before the audit hook, so that nothing it loads is refused. The worker's GPU memory is
+    capped (its share of a GPU that several workers use, and --memory), so that one student's tensors cannot
+    starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic
+    torch.cuda.set_device(index)
+    torch.cuda.init()
+    exact_float32()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # where torch has them; others only warn
+    fraction = share or 1.0
+    if memory_mb:
+        total = torch.cuda.get_device_properties(index).total_memory
+        fraction = min(fraction, memory_mb * 2**20 / total)
+    if fraction < 1.0:
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
+
+
+def exact_float32() -> None:
+    """Float32 products in full precision on a GPU, as on the CPU: no TF32 in matmuls or convolutions (TF32 keeps
+    10 mantissa bits, so a correct answer could differ from the reference by 1e-3). cuDNN picks deterministic
+    algorithms. Called in workers and in a scoring process that judges on a GPU."""
+    import warnings
+
+    with warnings.catch_warnings():  # newer torch prefers fp32_precision and may warn about the older flags
+        warnings.simplefilter("ignore")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+class _CappedOutput(io.TextIOBase):
+    """sys.stdout and sys.stderr of a worker: text up to `limit` bytes reaches the output file, the rest is dropped
+    (once, with a note) instead of failing the print that went past it."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd = fd
+        self.left = limit - len(OUTPUT_TRUNCATED)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.left > 0:
+            data = text.encode("utf-8", "replace")
+            if len(data) > self.left:
+                data = data[: self.left] + OUTPUT_TRUNCATED
+                self.left = 0
+            else:
+                self.left -= len(data)
+            try:
+                os.write(self.fd, data)
+            except OSError:
+                self.left = 0
+        return len(text)
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+OUTPUT_FILE = "output.log"
+OUTPUT_TRUNCATED = b"\n[output truncated: more than 16 MiB was printed; the rest was dropped]\n"
+SETUP_FAILED_EXIT = 70  # the worker could not set itself up (EX_SOFTWARE): the grader's fault, not the student's
 
 
 PROGRESS_FILE = "progress"
@@ -264,9 +326,6 @@ class _State:
             "input_grads": [next(by_position) if _is_float_tensor(a) else None for a in args],
             "param_grads": dict(zip(params, grads[len(leaves) :], strict=True)),
         }
-
-    def op_ping(self) -> str:
-        return "pong"
 
     def op_stats(self) -> dict[str, float]:
         """Peak resident memory of this worker, in MiB."""
@@ -416,7 +475,12 @@ def _dumps(reply: dict[str, Any]) -> bytes:
 
 def worker_main(conn: Any, config: WorkerConfig) -> None:
     """Serve requests until the parent closes the connection."""
-    level = _isolate(config)
+    try:
+        level = _isolate(config)
+    except BaseException:  # e.g. CUDA failing to start: say why where the parent reads it, and stop
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(SETUP_FAILED_EXIT)
     state = _State()
     state.sandbox = level
     handlers: dict[str, Callable[..., Any]] = {

@@ -115,3 +115,49 @@ def test_two_assignments_with_the_same_check_names_do_not_share_checks(toy, tmp_
     assert first.score == 3.0
     assert [t.name for t in second.exercise("double").tests] == ["triple"]
     assert second.score == 0.0
+
+
+ADVISORY_CHECKS = """
+import pytest
+import torch
+from autograder.checklib import expect, expect_tensor
+
+@pytest.mark.public
+@pytest.mark.points(4)
+def test_values(student, reference):
+    x = torch.arange(3.0)
+    expect_tensor(student.double(x), reference.double(x), what="double(x)")
+
+@pytest.mark.public
+@pytest.mark.advisory
+def test_keeps_integers(student):
+    got = student.double(torch.arange(3))
+    expect(got.dtype == torch.int64, "double(x) turned integers into floats.", hint="multiply by 2, not 2.0.")
+"""
+
+
+def test_advisory_checks_report_but_never_cost_points(toy, tmp_path):
+    spec, _ = toy(checks=ADVISORY_CHECKS)
+    (tmp_path / "floaty.py").write_text("def double(x):\n    return x * 2.0\n")
+    [result] = grade_chunk(spec, load_submissions([tmp_path / "floaty.py"]), GradingOptions())
+    exercise = result.exercise("double")
+    advice = {t.name: t for t in exercise.tests}["keeps_integers"]
+    assert (result.score, result.max_score, exercise.status) == (4.0, 4.0, "passed")
+    assert advice.advisory and not advice.passed and advice.max_score == 0.0
+    assert advice.message.startswith(messages.ADVICE_PREFIX + " double(x) turned integers into floats.")
+    assert result.to_dict()["exercises"][0]["tests"][1]["advisory"] is True
+
+    from autograder.pages import feedback_markdown
+    from autograder.report import check_lines, feedback_lines
+
+    assert "advice, costs no points" in feedback_markdown(result)
+    assert any(line.startswith("  [TIP ] double: keeps_integers") for line in check_lines(result))
+    assert "1 of 1 public checks passed" in check_lines(result)[-1]
+    assert feedback_lines([result]) == []  # full marks: nothing lost to report
+
+
+def test_an_advisory_check_with_points_stops_the_tool(toy):
+    with_points = ADVISORY_CHECKS.replace("@pytest.mark.advisory", "@pytest.mark.advisory\n@pytest.mark.points(1)")
+    spec, subs = toy(checks=with_points)
+    with pytest.raises(GradingError, match="an advisory check is worth no points"):
+        grade_chunk(spec, subs, GradingOptions())

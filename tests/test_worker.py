@@ -173,14 +173,66 @@ def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path):
     assert "SCORE 10.0" in proc.stdout
 
 
-def test_a_print_flood_is_capped_and_costs_only_its_exercise(notebook):
+def test_a_correct_function_with_a_huge_print_keeps_its_points(notebook):
+    # 50 MB of debug output inside a correct loss: the output past 16 MiB is dropped, the call goes on.
+    path = notebook("chatty.ipynb", CORRECT_CE.replace("    return", "    print('x' * 50_000_000)\n    return"))
+    [result] = grade_paths("mlp", [path])
+    assert ce(result).score == 10 and ce(result).status == "passed"
+    assert result.output_truncated and "[output truncated" in result.output
+    assert result.to_dict()["output_truncated"] is True
+
+
+def test_an_endless_print_loop_is_only_a_timeout(notebook):
     path = notebook(
         "flood.ipynb",
         "import torch\ndef cross_entropy_loss(x, labels):\n    while True:\n        print('x' * 100_000)",
         CORRECT_SPLIT,
     )
-    [result] = grade_paths("mlp", [path], timeout=20)
-    message = ce(result).tests[0].message
-    assert "File too large" in message and messages.OUTPUT_LIMIT_HINT in message
-    assert ce(result).score < 10
+    [result] = grade_paths("mlp", [path], timeout=2)
+    assert ce(result).status == "timeout" and ce(result).score == 0
+    assert result.exercise("shuffle_and_split").score == 10
+    assert result.output_truncated
+
+
+def test_a_worker_that_dies_while_the_parent_waits_is_reported_as_lost_with_its_last_words(notebook):
+    path = notebook(
+        "dies.ipynb",
+        "import os, torch\ndef cross_entropy_loss(x, labels):\n    print('about to leave')\n    os._exit(4)",
+        CORRECT_SPLIT,
+    )
+    [result] = grade_paths("mlp", [path])
+    check = ce(result).tests[0]
+    assert check.message.startswith(messages.crashed(4)) and "MiB" not in check.message
+    assert "about to leave" in check.detail and "exit status 4" in check.detail
+    assert "about to leave" not in check.message  # the detail is the instructor's
+    assert result.exercise("shuffle_and_split").score == 10
+
+
+def test_a_worker_that_dies_before_its_first_request_is_lost_not_too_large():
+    # Asking for a GPU on a machine without one makes the worker fail while it sets itself up, before it reads
+    # the parent's first request: the parent must say the process was lost and why, not "too much data".
+    import torch
+
+    from autograder.proxy import Worker, WorkerLost
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU, so a worker on it starts")
+    worker = Worker(cuda_index=0)
+    with pytest.raises(WorkerLost) as lost:
+        worker.request("load", [(1, "x = 1")], "definitions", (), timeout=60)
+    assert lost.value.kind == "setup"
+    assert str(lost.value) == messages.WORKER_SETUP_FAILED
+    assert "Traceback" in lost.value.detail and "torch.cuda.set_device" in lost.value.detail
+
+
+def test_running_out_of_gpu_memory_costs_only_that_exercise(notebook):
+    # What torch raises when a worker passes its share of the GPU; on the CPU the same error raised by hand.
+    path = notebook(
+        "oom.ipynb",
+        "import torch\nKEPT = []\ndef cross_entropy_loss(x, labels):\n    KEPT.append(1)\n"
+        "    raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')",
+        CORRECT_SPLIT,
+    )
+    [result] = grade_paths("mlp", [path])
+    assert ce(result).score == 0 and messages.GPU_MEMORY in ce(result).tests[0].message
     assert result.exercise("shuffle_and_split").score == 10
