@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,6 +17,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# On a machine with an NVIDIA GPU: the CUDA tests, the scale tests and the demo on CUDA. On a GPU machine with
+# its own torch and no venv (see ../shared/device/README.md): make gpu-check PYTHON=python3 AUTOGRADER="python3 -m autograder"
+PYTHON ?= $(PY)
+AUTOGRADER ?= $(VENV)/bin/autograder
+gpu-check:
+	$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu-check: CUDA is not available here')"
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_scale.py
+	$(AUTOGRADER) demo --device cpu
+	$(AUTOGRADER) demo --device cuda
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autograder tests reference_solutions assignments bench

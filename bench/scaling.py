@@ -1,9 +1,10 @@
-"""Seconds per submission and peak memory per worker for 10, 100 and 1000 generated `mlp` submissions.
+"""Seconds per submission and peak memory per worker for 10, 100 and 1000 generated submissions.
 
-    python -m bench.scaling [--sizes 10 100 1000] [--jobs N]
+    python -m bench.scaling [--sizes 10 100 1000] [--jobs N] [--assignment mlp] [--device cpu [cuda]]
 
 Every size is graded by the same warm fork server in one run; seconds per submission that stay flat as the
-class grows show a cost linear in the number of submissions.
+class grows show a cost linear in the number of submissions. With several devices, each size is graded on each
+of them in turn, and the ratio of their costs is printed (on one machine, in one run).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from autograder.grader import grade
-from autograder.pytest_plugin import GradingOptions
+from autograder.pytest_plugin import GradingOptions, resolve_device
 from bench.generate import make_class
 
 
@@ -57,28 +58,33 @@ def _scoring_hwm_mb(pid: int, session: int) -> float:
     return int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
 
 
-def run(sizes: list[int], jobs: int) -> list[dict[str, float]]:
+def run(sizes: list[int], jobs: int, assignment: str = "mlp", devices: tuple[str, ...] = ("cpu",)) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
-        make_class(Path(tmp) / "warmup", 2)
-        grade("mlp", [Path(tmp) / "warmup"], out_dir=None, options=GradingOptions(), jobs=1)  # start the fork server
+        make_class(Path(tmp) / "warmup", 2, assignment=assignment)
+        for device in devices:  # start the fork server (and, on a GPU, its driver) before anything is timed
+            grade(assignment, [Path(tmp) / "warmup"], out_dir=None, options=GradingOptions(device=device), jobs=1)
         for n in sizes:
             folder = Path(tmp) / f"class{n}"
-            make_class(folder, n)
-            started = time.perf_counter()
-            report = grade("mlp", [folder], out_dir=Path(tmp) / f"results{n}", options=GradingOptions(), jobs=jobs)
-            elapsed = time.perf_counter() - started
-            peaks = [r.worker_peak_mb for r in report.results if r.worker_peak_mb]
-            rows.append(
-                {
-                    "submissions": n,
-                    "seconds": elapsed,
-                    "per_submission": elapsed / n,
-                    "worker_peak_mb": max(peaks) if peaks else 0.0,
-                    "full_marks": sum(r.score == r.max_score for r in report.results),
-                    "graded": len(report.results),
-                }
-            )
+            make_class(folder, n, assignment=assignment)
+            for device in devices:
+                started = time.perf_counter()
+                out = Path(tmp) / f"results{n}-{device}"
+                report = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
+                elapsed = time.perf_counter() - started
+                peaks = [r.worker_peak_mb for r in report.results if r.worker_peak_mb]
+                rows.append(
+                    {
+                        "device": device,
+                        "submissions": n,
+                        "seconds": elapsed,
+                        "per_submission": elapsed / n,
+                        "worker_peak_mb": max(peaks) if peaks else 0.0,
+                        "full_marks": sum(r.score == r.max_score for r in report.results),
+                        "graded": len(report.results),
+                        "scores": {r.submission: r.score for r in report.results},
+                    }
+                )
     return rows
 
 
@@ -86,21 +92,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--assignment", default="mlp", help="a built-in assignment (default mlp)")
+    parser.add_argument("--device", nargs="+", default=["cpu"], help="one or more of cpu, cuda (default cpu)")
     args = parser.parse_args(argv)
+    devices = tuple(resolve_device(d) for d in args.device)
     watcher = ScoringPeak()
     watcher.start()
-    rows = run(args.sizes, args.jobs)
+    rows = run(args.sizes, args.jobs, args.assignment, devices)
     forked_peak = watcher.stop()
-    print(f"bench.scaling: mlp, --jobs {args.jobs}, {os.cpu_count()} cores")
-    print(f"{'submissions':>12} {'seconds':>9} {'s/submission':>13} {'worker peak MiB':>16} {'full marks':>11}")
+    print(f"bench.scaling: {args.assignment}, --jobs {args.jobs}, {os.cpu_count()} cores, devices {', '.join(devices)}")
+    print(f"{'device':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} {'worker peak MiB':>16} "
+          f"{'full marks':>11}")  # fmt: skip
     for row in rows:
         print(
-            f"{row['submissions']:>12} {row['seconds']:>9.1f} {row['per_submission']:>13.3f} "
+            f"{row['device']:>7} {row['submissions']:>12} {row['seconds']:>9.1f} {row['per_submission']:>13.3f} "
             f"{row['worker_peak_mb']:>16.0f} {row['full_marks']:>11}"
         )
-    first, last = rows[0], rows[-1]
-    print(f"cost per submission at {last['submissions']} / at {first['submissions']}: "
-          f"{last['per_submission'] / first['per_submission']:.2f}x")  # fmt: skip
+    for device in devices:
+        mine = [r for r in rows if r["device"] == device]
+        first, last = mine[0], mine[-1]
+        print(f"{device}: cost per submission at {last['submissions']} / at {first['submissions']}: "
+              f"{last['per_submission'] / first['per_submission']:.2f}x")  # fmt: skip
+    for n in args.sizes if len(devices) > 1 else ():
+        by_device = {r["device"]: r for r in rows if r["submissions"] == n}
+        base = by_device[devices[0]]
+        for device in devices[1:]:
+            other = by_device[device]
+            same = other["scores"] == base["scores"]
+            print(f"{n} submissions: {device} / {devices[0]} seconds: "
+                  f"{other['seconds'] / base['seconds']:.2f}x; same scores: {same}")  # fmt: skip
     # With --jobs 1 this process is the scoring process.
     scoring_peak = forked_peak if args.jobs > 1 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of a scoring process: {scoring_peak:.0f} MiB (worker RSS includes pages shared "

@@ -13,11 +13,11 @@ from bench import floor, scaling
 def test_scaling_reports_every_size_and_the_generated_mix(capsys):
     assert scaling.main(["--sizes", "4", "20", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE)
+    rows = re.findall(r"^\s+cpu\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE)
     assert [int(r[0]) for r in rows] == [4, 20]
     assert int(rows[1][4]) == 9  # of every 20 generated students, 9 are fully right
     assert all(0 < float(r[2]) < 60 and int(r[3]) > 0 for r in rows)
-    assert re.search(r"cost per submission at 20 / at 4: [\d.]+x", out)
+    assert re.search(r"cpu: cost per submission at 20 / at 4: [\d.]+x", out)
     # the scoring processes are forks of the fork server, found by their process name
     assert re.search(r"peak memory of a scoring process: [1-9]\d+ MiB", out), out
 
