@@ -58,8 +58,11 @@ ATTACKS: list[tuple[str, str, str, str]] = [
      "RecursionError"),
     ("reads_stdin", "approximate_function",
      "def approximate_function(x_train, y_train):\n    return input('how many relus? ')\n", "EOFError"),
-    ("print_flood", "cross_entropy_loss",
-     CE_HEAD + "    for _ in range(10**6):\n        print('x' * 100)\n    return x.mean()\n", "printed or wrote more"),
+    # A print flood is cut at the cap and costs nothing (a correct function with a huge print keeps its points);
+    # a file written past the cap still fails in the student's code.
+    ("file_flood", "cross_entropy_loss",
+     CE_HEAD + "    with open('flood.txt', 'w') as f:\n        for _ in range(10**6):\n            f.write('x' * 100)\n"
+     "    return x.mean()\n", "printed or wrote more"),
     ("imports_reference", "cross_entropy_loss",
      CE_HEAD + "    from reference_solutions.mlp import cross_entropy_loss as ref\n    return ref(x, labels)\n",
      "No module named 'reference_solutions'"),
@@ -239,10 +242,10 @@ def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_netw
     "jobs, how", [(1, "kill group"), (2, "kill main"), (1, "ctrl-c"), (2, "ctrl-c")], ids=lambda v: str(v)
 )
 def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(tmp_path, jobs, how):
-    """"kill group": SIGKILL to every process of the batch. "kill main": only the `autograder` process (as the
-    OOM killer would); its scoring processes, forks of the fork server rather than its children, must not outlive
-    it. "ctrl-c": SIGINT to the process group, as a terminal sends it: the batch stops at once (pytest must not
-    swallow it), and a submission half graded at that moment is not written."""
+    """Three ways to stop a batch. "kill group": SIGKILL to every process of the batch. "kill main": only the
+    `autograder` process (as the OOM killer would); its scoring processes, forks of the fork server rather than its
+    children, must not outlive it. "ctrl-c": SIGINT to the process group, as a terminal sends it: the batch stops
+    at once (pytest must not swallow it), and a submission half graded at that moment is not written."""
     import signal
     import subprocess
     import sys
