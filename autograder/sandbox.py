@@ -7,8 +7,10 @@ Two layers, both entered by the worker itself before it runs any student code:
    every other filesystem is read-only except the worker's scratch folder; a network namespace with no
    interfaces; then every capability is dropped, so the covers cannot be lifted again.
 2. **An audit hook** (always): refuses, at the Python level, opening or listing hidden paths, writing outside the
-   scratch folder, sockets, starting or signalling processes, and loading native code through ctypes. Audit
-   hooks cannot be removed from Python; without namespaces this is the only wall (documented in the README).
+   scratch folder, sockets, starting or signalling processes, and loading native code that is not part of the
+   installed environment (a library or extension module of the student's own), or reaching into any native
+   library's functions or memory through ctypes. Audit hooks cannot be removed from Python; without namespaces
+   this is the only wall (documented in the README).
 
 The scoring and fork-server processes make themselves non-dumpable, so a worker cannot read their memory or
 their view of the filesystem through /proc.
@@ -19,7 +21,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import site
 import sys
+import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,7 +69,6 @@ _PROCESS_EVENTS = {
     "socket.getaddrinfo": "network access",
     "socket.gethostbyname": "network access",
     "socket.sendto": "network access",
-    "ctypes.dlopen": "loading native libraries",
     "ctypes.dlsym": "loading native functions",
     "ctypes.dlsym/handle": "loading native functions",
     "ctypes.cdata": "reading raw memory",
@@ -196,9 +199,21 @@ def _drop_capabilities(libc: Any) -> None:
 
 
 # -- audit hook ------------------------------------------------------------------------------------------------
+def environment_roots() -> tuple[str, ...]:
+    """Folders of the installed environment (real paths): the interpreter's standard library and lib-dynload,
+    site-packages, the (virtual) environment's prefix. Native code in them came with the installation."""
+    paths = sysconfig.get_paths()
+    found = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    found += [sys.prefix, sys.exec_prefix, *site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        found.append(site.getusersitepackages())
+    return tuple(dict.fromkeys(os.path.realpath(p) for p in found))
+
+
 def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
     hidden_roots = tuple(os.path.realpath(p) for p in hidden)
     writable = (os.path.realpath(scratch), "/dev/null")
+    installed = environment_roots()
 
     def inside(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
@@ -210,6 +225,27 @@ def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
             return os.path.realpath(os.fsdecode(raw))
         except (TypeError, ValueError):
             return None
+
+    def native_code_allowed(raw: Any) -> bool:
+        """Whether a native library (ctypes, torch.ops.load_library) or extension module may be loaded: only one
+        the environment installed, e.g. torchvision's compiled operators or Pillow's decoders.
+
+        Refused: a file in the scratch folder (written by the student) or anywhere outside the environment,
+        a bare name (`CDLL("libc.so.6")`, searched by the dynamic loader, so its file is unknown here) and
+        `CDLL(None)` (the program itself). With namespaces the environment is read-only, so nothing the
+        student wrote can sit inside it. Where the environment is a system prefix (/usr), a system library
+        such as libc loads by absolute path; that gives the student nothing: dlopen of a library the process
+        already maps runs no new code, and every way from a ctypes handle to a callable or to raw memory
+        (`lib.func`, `lib["func"]`, `from_address`) raises ctypes.dlsym or ctypes.cdata, which stay refused."""
+        if raw is None or (isinstance(raw, (str, bytes)) and os.sep not in os.fsdecode(raw)):
+            return False
+        path = resolve(raw)
+        return (
+            path is not None
+            and inside(path, installed)
+            and not inside(path, writable)
+            and not inside(path, hidden_roots)
+        )
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
@@ -224,6 +260,13 @@ def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
             )
             if writing and not inside(path, writable):
                 raise PermissionError(DENIED.format(what=f"writing {args[0]} (write in the working folder)"))
+        elif event == "ctypes.dlopen":
+            if not native_code_allowed(args[0]):
+                raise PermissionError(DENIED.format(what=f"loading native libraries ({args[0]})"))
+        elif event == "import" and len(args) > 1 and args[1] is not None and args[2] is None:
+            # An extension module being loaded from its file (CPython's _imp.create_dynamic): native code too.
+            if not native_code_allowed(args[1]):
+                raise PermissionError(DENIED.format(what=f"loading native libraries ({args[1]})"))
         elif event in _PROCESS_EVENTS:
             raise PermissionError(DENIED.format(what=_PROCESS_EVENTS[event]))
         elif event in _LISTING_EVENTS and args:

@@ -238,6 +238,113 @@ def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_netw
         worker.stop()
 
 
+NATIVE_PROBE = """
+import ctypes, importlib.util, os, shutil, torch
+
+def attempt(what):
+    try:
+        return repr(eval(what))
+    except BaseException as e:
+        return str(e)
+"""
+
+
+@pytest.mark.parametrize("layer", ["audit-hook", "strongest"])
+def test_the_environments_native_code_loads_but_a_library_of_the_students_own_does_not(layer):
+    """torchvision's compiled operators load through torch.ops.load_library (ctypes): allowed, as for every native
+    library under the installed environment. A copy of one in the scratch folder (as if the student wrote it),
+    a bare name (libc.so.6) and CDLL(None) are refused, and so is every way into a loaded library's functions."""
+    import importlib.util
+    import sys
+    import sysconfig
+
+    from autograder.proxy import Worker
+    from autograder.worker import GlobalRef
+
+    installed = next(Path(importlib.util.find_spec("torchvision").origin).parent.glob("*.so"))  # e.g. _C*.so
+    extension = next(Path(sysconfig.get_paths()["platstdlib"]).rglob("_bisect*.so"), None) or next(
+        Path(sys.base_prefix).rglob("lib-dynload/_bisect*.so")
+    )
+    worker = Worker(env={"AUTOGRADER_NO_NAMESPACES": "1"} if layer == "audit-hook" else {})
+    try:
+        assert worker.request("load", [(0, NATIVE_PROBE)], "all", timeout=60)["ok"]
+
+        def attempt(code: str) -> str:
+            return worker.request("call", GlobalRef("attempt"), (code,), {}, None, timeout=60)["value"]
+
+        assert attempt("__import__('torchvision').ops.nms(torch.ones(1, 4), torch.ones(1), 0.5).tolist()") == "[0]"
+        assert attempt(f"ctypes.CDLL({str(installed)!r})._name") == repr(str(installed))
+        refused = {
+            f"ctypes.CDLL({str(installed)!r}).PyInit__C": "loading native functions",
+            f"ctypes.CDLL({str(installed)!r})['free']": "loading native functions",
+            "ctypes.CDLL(None)": "loading native libraries",
+            "ctypes.CDLL('libc.so.6')": "loading native libraries",
+            f"shutil.copy({str(installed)!r}, 'mine.so') and ctypes.CDLL(os.path.abspath('mine.so'))": (
+                "loading native libraries"
+            ),
+            "ctypes.CDLL('./mine.so')": "loading native libraries",
+            f"shutil.copy({str(extension)!r}, {extension.name!r}) and importlib.util.module_from_spec("
+            f"importlib.util.spec_from_file_location('_bisect', os.path.abspath({extension.name!r})))": (
+                "loading native libraries"
+            ),
+            "ctypes.c_int.from_address(id(1))": "reading raw memory",
+        }
+        for code, words in refused.items():
+            answer = attempt(code)
+            assert answer.startswith("the grader's sandbox does not allow " + words), (code, answer)
+        # torch's own loader goes through ctypes too, and gets the same answer for the student's library
+        assert attempt("torch.ops.load_library('mine.so')").startswith("Could not load this library")
+    finally:
+        worker.stop()
+
+
+TORCHVISION_SPEC = """
+name = "images"
+title = "Images"
+source = "tests"
+reference = "reference_solutions/images.py"
+
+[[exercises]]
+id = "normalize"
+title = "Normalise a batch of grey images to [-1, 1]"
+symbols = { normalize = "function" }
+points = 2
+"""
+TORCHVISION_CHECKS = """
+import pytest
+import torch
+from autograder.checklib import expect_tensor
+
+@pytest.mark.points(2)
+def test_values(student, reference, gen):
+    images = torch.rand(4, 1, 8, 8, generator=gen)
+    expect_tensor(student.normalize(images), reference.normalize(images), what="normalize(images)")
+"""
+
+
+def test_a_notebook_that_uses_torchvision_transforms_gets_full_marks_and_no_errors(tmp_path):
+    from autograder.grader import grade_chunk
+    from autograder.spec import load_assignment
+    from autograder.submission import load_submissions
+
+    (tmp_path / "reference_solutions").mkdir()
+    (tmp_path / "reference_solutions" / "images.py").write_text("def normalize(images):\n    return 2 * images - 1\n")
+    folder = tmp_path / "assignments" / "images"
+    (folder / "checks").mkdir(parents=True)
+    (folder / "assignment.toml").write_text(TORCHVISION_SPEC)
+    (folder / "checks" / "test_normalize.py").write_text(TORCHVISION_CHECKS)
+    cells = [
+        "import torch\nimport torchvision\nfrom torchvision import datasets, transforms\n"
+        "from torchvision.transforms import ToTensor",
+        "def normalize(images):\n    flipped = transforms.functional.hflip(transforms.functional.hflip(images))\n"
+        "    return transforms.Normalize((0.5,), (0.5,))(flipped)",
+    ]
+    path = write_notebook(tmp_path / "uses_torchvision.ipynb", cells)
+    [result] = grade_chunk(load_assignment(folder), load_submissions([path]), GradingOptions())
+    assert result.errors == ()
+    assert result.score == result.max_score == 2, [t.message for t in result.exercise("normalize").tests]
+
+
 @pytest.mark.parametrize(
     "jobs, how", [(1, "kill group"), (2, "kill main"), (1, "ctrl-c"), (2, "ctrl-c")], ids=lambda v: str(v)
 )
