@@ -49,25 +49,20 @@ class LIFNet(nn.Module):
         return self.linear_stack(conv2)
 """
 BASE = {"LIF": LIF, "LIFNet": LIFNET}
-NAIVE = """
-def lif(x):
-    tau_m = 0.02
-    tau_ref = 0.004
-    V_thr = 1
-    gamma = 0.15
-    rho = lambda x: gamma * torch.log(1 + torch.exp(x / gamma)) + 1e-20
-    return torch.pow(tau_ref + tau_m * torch.log(1 + torch.div(V_thr, rho(x - V_thr))), -1)
-
-
-class LIF(nn.Module):
-    def forward(self, x):
-        return lif(x)
-"""
 
 MUTANTS = [
     ("LIF", "refractory_period_missing", edit(LIF, "1 / (tau_ref + tau_m *", "1 / (tau_m *")),
     ("LIF", "plain_softplus", edit(LIF, "beta=1 / gamma", "beta=1")),
-    ("LIF", "naive_exp_overflows", NAIVE),
+    (
+        "LIF",
+        "gamma_factor_missing",
+        edit(LIF, "F.softplus(x - V_thr, beta=1 / gamma)", "torch.log(1 + torch.exp((x - V_thr) / gamma))"),
+    ),
+    (
+        "LIF",
+        "log_of_the_ratio_without_one",
+        edit(LIF, "(torch.log(rho + V_thr) - torch.log(rho))", "torch.log(V_thr / rho)"),
+    ),
     ("LIF", "threshold_not_subtracted", edit(LIF, "F.softplus(x - V_thr,", "F.softplus(x,")),
     ("LIF", "hard_maximum", edit(LIF, "F.softplus(x - V_thr, beta=1 / gamma)", "torch.relu(x - V_thr)")),
     ("LIF", "tau_m_ten_times_too_big", edit(LIF, "tau_m = 0.02", "tau_m = 0.2")),
@@ -87,15 +82,6 @@ class LIF(nn.Module):
 """,
     ),
     ("LIF", "module_applies_relu", edit(LIF, "        return lif(x)", "        return torch.relu(x)")),
-    (
-        "LIF",
-        "where_without_clamping",
-        edit(
-            LIF,
-            "rho = F.softplus(x - V_thr, beta=1 / gamma) + 1e-20",
-            "z = x - V_thr\n    rho = torch.where(z > 20 * gamma, z, gamma * torch.log(1 + torch.exp(z / gamma))) + 1e-20",
-        ),
-    ),
     ("LIFNet", "relu_after_first_conv", edit(LIFNET, "            self.lif,\n", "            nn.ReLU(),\n")),
     (
         "LIFNet",
@@ -139,7 +125,56 @@ class LIF(nn.Module):
     ),
 ]
 
+# The tutorial's own solution (the direct formula, torch.pow(..., -1)) is graded verbatim from the seed by
+# tests/test_course_solutions.py; these are other correct ways, each as robust as it or more.
 VARIANTS = [
+    (
+        "LIF",
+        "where_without_clamping",  # right values; NaN gradients from x = 14.3 up, as the tutorial's (advice only)
+        edit(
+            LIF,
+            "rho = F.softplus(x - V_thr, beta=1 / gamma) + 1e-20",
+            "z = x - V_thr\n    rho = torch.where(z > 20 * gamma, z, gamma * torch.log(1 + torch.exp(z / gamma))) + 1e-20",
+        ),
+    ),
+    (
+        "LIF",
+        "softplus_log1p_pow",  # stable above threshold; the suggested 1e-20 still breaks gradients below (advice)
+        """
+def lif(x):
+    tau_m, tau_ref, V_thr, gamma = 0.02, 0.004, 1, 0.15
+    rho = F.softplus(x - V_thr, beta=1 / gamma) + 1e-20
+    return torch.pow(tau_ref + tau_m * torch.log1p(torch.div(V_thr, rho)), -1)
+
+
+class LIF(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return lif(x)
+""",
+    ),
+    (
+        "LIF",
+        "module_with_softplus_layer",  # log((rho + V) / rho), a reciprocal; the module has its own nn.Softplus
+        """
+def lif(x, tau_m=0.02, tau_ref=0.004, V_thr=1.0, gamma=0.15):
+    rho = gamma * torch.log1p(torch.exp((x - V_thr) / gamma)) + 1e-20
+    return torch.reciprocal(tau_ref + tau_m * torch.log((rho + V_thr) / rho))
+
+
+class LIF(nn.Module):
+    def __init__(self, tau_m=0.02, tau_ref=0.004, V_thr=1.0, gamma=0.15):
+        super().__init__()
+        self.tau_m, self.tau_ref, self.V_thr = tau_m, tau_ref, V_thr
+        self.rho = nn.Softplus(beta=1 / gamma)
+
+    def forward(self, x):
+        rho = self.rho(x - self.V_thr) + 1e-20
+        return 1 / (self.tau_ref + self.tau_m * torch.log1p(self.V_thr / rho))
+""",
+    ),
     (
         "LIF",
         "softplus_of_log",

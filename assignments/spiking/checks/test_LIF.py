@@ -1,12 +1,28 @@
 """lif(x) = 1 / (tau_ref + tau_m * log(1 + V_thr / rho(x - V_thr))), rho(z) = gamma*log(1 + exp(z/gamma)) + 1e-20,
-with tau_m = 0.02, tau_ref = 0.004, V_thr = 1, gamma = 0.15; and LIF, its nn.Module wrapper."""
+with tau_m = 0.02, tau_ref = 0.004, V_thr = 1, gamma = 0.15; and LIF, its nn.Module wrapper.
+
+Graded: what Task 1 asks, on the inputs a first convolution over FashionMNIST produces (a few units either side of
+the threshold): the formula's values in float64 and float32, its gradient, the rate's properties, the module. The
+tutorial's own solution, the direct formula with the 1e-20 it suggests, gets every point. Advisory (reported,
+worth no points): robustness beyond the task, where that direct formula fails: exp(z / gamma) overflowing float32
+above x = 14, and gradients that the suggested 1e-20 turns infinite below threshold (V_thr / rho**2 overflows
+float32 once rho sits at 1e-20, from x = -1.4 down).
+"""
 
 import pytest
 import torch
 
 from autograder.checklib import describe_inputs, expect, expect_tensor
 
-MAX_RATE = 1 / 0.004  # 1 / tau_ref
+MAX_RATE = 1 / 0.004  # 1 / tau_ref: rates are in Hz, from about 1 to 250
+# Rates are compared with absolute tolerances in Hz, which mean the same everywhere on the 250 Hz scale. In float64
+# the direct formula's 1 + exp(z / gamma) rounds to 1 once exp(z / gamma) < 1.1e-16 (x below about -4.5), so its rho
+# drops to the 1e-20 floor early and its rate to 1.08 Hz where the exact value is up to 1.29 Hz: 0.21 Hz apart.
+# 0.5 Hz accepts that; every formula mistake we know of (plain softplus, a missing tau_ref or threshold, a hard
+# maximum, tau_m off by ten) is off by 15 Hz or more between x = -2 and 6, and even gamma = 0.1 by 3 Hz.
+RATE_ATOL = 0.5
+# In float32 the same rounding starts at exp(z / gamma) < 6e-8 (x below about -1.5): up to 1.6 Hz apart.
+RATE_ATOL_FLOAT32 = 2.0
 FORMULA_HINT = (
     "rate = 1 / (tau_ref + tau_m * log(1 + V_thr / rho(x - V_thr))) with rho(z) = gamma * log(1 + exp(z / gamma)) "
     "+ 1e-20 and tau_m = 0.02, tau_ref = 0.004, V_thr = 1, gamma = 0.15."
@@ -39,43 +55,42 @@ def lif_hint(got, x):
 
 
 @pytest.mark.public
-@pytest.mark.points(10)
+@pytest.mark.points(12)
 def test_lif_matches_the_formula(student, reference):
     x = torch.linspace(-2, 6, 161, dtype=torch.float64)
     got = student.lif(x)
-    # In float64 the tutorial's direct formula agrees with a stable one to ~1e-7 here; rtol 1e-4 leaves room.
     expect_tensor(
         got,
         reference.lif(x),
         what="lif(x)",
         inputs=describe_inputs(x=x) + " from -2 to 6",
-        rtol=1e-4,
-        atol=1e-6,
+        rtol=0.0,
+        atol=RATE_ATOL,
         check_dtype=False,
         hint=lif_hint(got, x),
     )
 
 
-@pytest.mark.points(5)
+@pytest.mark.points(8)
 def test_lif_float32_values(student, reference, gen, seed, device):
     x = torch.cat([torch.linspace(-3, 10, 131), torch.rand(50, generator=gen) * 13 - 3]).to(device)
     got = student.lif(x)
-    # The direct formula loses digits in float32 below threshold, where 1 + exp(z / gamma) rounds to 1: up to
-    # about 1.6 Hz there, out of 250. atol = 2 Hz accepts it; any formula mistake is off by far more.
     expect_tensor(
         got,
         reference.lif(x.double()).float(),
         what="lif(x) for float32 x",
         check_device=True,
         inputs=describe_inputs(seed, x=x),
-        rtol=1e-3,
-        atol=2.0,
+        rtol=0.0,
+        atol=RATE_ATOL_FLOAT32,
         hint=lif_hint(got, x),
     )
 
 
-@pytest.mark.points(5)
+@pytest.mark.advisory
 def test_lif_large_inputs_stay_finite(student, reference):
+    # Beyond the task: a first convolution over [0, 1] images gives inputs of a few units, and the direct formula
+    # is right up to x = 14, where exp(z / gamma) overflows float32 and the rate jumps to 250 Hz.
     x = torch.tensor([14.0, 20.0, 50.0, 100.0, 1000.0])
     got = student.lif(x)
     expect(
@@ -90,8 +105,8 @@ def test_lif_large_inputs_stay_finite(student, reference):
         reference.lif(x),
         what="lif(x) for large x",
         inputs=f"x = {x.tolist()}",
-        rtol=1e-3,
-        atol=0.05,
+        rtol=0.0,
+        atol=RATE_ATOL,
         hint=OVERFLOW_HINT,
     )
 
@@ -109,8 +124,9 @@ def nonfinite_gradients(student, x):
     return f"{int(bad.sum())} of {x.numel()} gradients are NaN or infinite, the first at x = {x[bad][0]:.4g}."
 
 
-@pytest.mark.points(5)
+@pytest.mark.advisory
 def test_lif_gradients_finite_above_threshold(student):
+    # Beyond the task, like the large inputs above: the direct formula's gradient is NaN from x = 14.3 up.
     x = torch.linspace(-1, 60, 611)
     problem = nonfinite_gradients(student, x)
     expect(
@@ -122,13 +138,15 @@ def test_lif_gradients_finite_above_threshold(student):
     )
 
 
-@pytest.mark.points(3)
+@pytest.mark.advisory
 def test_lif_gradients_finite_far_below_threshold(student):
+    # Advice, not graded: the task itself suggests the 1e-20 that makes V_thr / rho**2 overflow float32 here, and
+    # its own solution has infinite gradients from x = -1.4 down.
     x = torch.linspace(-20, -1, 191)
     problem = nonfinite_gradients(student, x)
     expect(
         not problem,
-        "The gradient of lif(x) is not finite far below threshold, which breaks backpropagation.",
+        "The gradient of lif(x) is not finite below threshold, which breaks backpropagation.",
         inputs="x from -20 to -1 (float32)",
         details=problem,
         hint="there rho is about 1e-20, and the gradient of log(1 + V_thr / rho) contains V_thr / rho**2, which "
@@ -136,26 +154,27 @@ def test_lif_gradients_finite_far_below_threshold(student):
     )
 
 
-@pytest.mark.points(4)
+@pytest.mark.points(7)
 def test_lif_gradient_values(student, reference):
     x = torch.linspace(-1, 5, 61, dtype=torch.float64)
     grads = student.lif.grad(x)["input_grads"][0]
     x_ref = x.clone().requires_grad_()
     reference.lif(x_ref).sum().backward()
     expect(grads is not None, "No gradient flows through lif(x).")
+    # Hz per mV, up to about 35 at the threshold; in float64 the direct formula's gradient agrees to ~1e-7 here.
     expect_tensor(
         grads,
         x_ref.grad,
         what="The gradient of lif(x)",
         inputs=describe_inputs(x=x) + " from -1 to 5",
         rtol=1e-3,
-        atol=1e-6,
+        atol=0.01,
         check_dtype=False,
         hint=FORMULA_HINT,
     )
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(3)
 def test_lif_near_zero_far_below_threshold(student):
     x = torch.tensor([-5.0, -10.0, -50.0], dtype=torch.float64)
     got = student.lif(x)
@@ -168,14 +187,14 @@ def test_lif_near_zero_far_below_threshold(student):
     )
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(3)
 def test_lif_bounded_by_one_over_tau_ref(student):
-    x = torch.tensor([2.0, 10.0, 100.0, 1e4], dtype=torch.float64)
+    # Up to x = 100, where float64 exp(z / gamma) still fits (past x = 107 it overflows, and whether a correct
+    # formula then gives 250 or NaN depends on how it is written): the exact rate there is 238 Hz.
+    x = torch.tensor([2.0, 10.0, 50.0, 100.0], dtype=torch.float64)
     got = student.lif(x)
     ok = (
-        isinstance(got, torch.Tensor)
-        and bool((got <= MAX_RATE * (1 + 1e-6)).all())
-        and float(got[-1]) > 0.99 * MAX_RATE
+        isinstance(got, torch.Tensor) and bool((got <= MAX_RATE * (1 + 1e-6)).all()) and float(got[-1]) > 0.9 * MAX_RATE
     )
     expect(
         ok,
@@ -186,7 +205,7 @@ def test_lif_bounded_by_one_over_tau_ref(student):
     )
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(3)
 def test_lif_monotone(student):
     x = torch.linspace(-5, 30, 701, dtype=torch.float64)
     got = student.lif(x)
@@ -221,7 +240,7 @@ def test_lif_keeps_shape_and_dtype(student, gen, seed):
 
 
 @pytest.mark.public
-@pytest.mark.points(6)
+@pytest.mark.points(7)
 def test_LIF_module_applies_lif(student, reference, gen, seed, device):
     info = student.LIF.describe()
     expect(
@@ -235,14 +254,14 @@ def test_LIF_module_applies_lif(student, reference, gen, seed, device):
         reference.lif(x),
         what="LIF()(x)",
         inputs=describe_inputs(seed, x=x),
-        rtol=1e-4,
-        atol=1e-6,
+        rtol=0.0,
+        atol=RATE_ATOL,
         check_dtype=False,
         hint="LIF.forward(x) should return lif(x).",
     )
 
 
-@pytest.mark.points(2)
+@pytest.mark.points(3)
 def test_lif_does_not_change_its_input(student, gen):
     x = torch.randn(20, generator=gen)
     after = student.lif.call_keeping_args(x.clone())
