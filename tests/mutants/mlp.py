@@ -226,6 +226,28 @@ def approximate_function(x_train, y_train):
 """,
     ),
     (
+        "approximate_function",
+        "transposes_and_matmul",  # as a course notebook writes it: 2-space indents, .T on a 1-D tensor (a no-op)
+        """
+def approximate_function(x_train, y_train):
+  n_relus = x_train.shape[0] - 1
+  x = torch.linspace(torch.min(x_train), torch.max(x_train), 1000)
+  b = -x_train[:-1]
+  relu_acts = torch.zeros((n_relus, x.shape[0]))
+  for i_relu in range(n_relus):
+    relu_acts[i_relu, :] = torch.relu(x + b[i_relu])
+  combination_weights = torch.zeros((n_relus, ))
+  prev_slope = 0
+  for i in range(n_relus):
+    delta_x = x_train[i+1] - x_train[i]
+    slope = (y_train[i+1] - y_train[i]) / delta_x
+    combination_weights[i] = slope - prev_slope
+    prev_slope = slope
+  y_hat = torch.matmul(relu_acts.T, combination_weights.T)
+  return y_hat, relu_acts, x
+""",
+    ),
+    (
         "Net",
         "layer_list_in_sequential",
         """
