@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import pytest
 
 from autograder import messages, sandbox
+from autograder.proxy import main_module_hidden
 from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin, gpu_share, place_on_gpu
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.spec import AssignmentSpec, load_assignment
@@ -171,9 +172,11 @@ class LocalExecutor:
             max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
         )
         try:
-            pending: set[Future[Any]] = {
-                pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded) for chunk in chunks
-            }
+            with main_module_hidden():  # the pool starts its processes here: not from an instructor's script
+                pending: set[Future[Any]] = {
+                    pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded)
+                    for chunk in chunks
+                }
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:

@@ -94,7 +94,7 @@ def _reuse_parent_fork_server() -> None:
 
 
 @contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
+def main_module_hidden() -> Iterator[None]:
     """multiprocessing re-imports the parent's main script in a new process; an instructor's script that calls
     `grade()` would then run again inside the worker. Starting the worker with a bare `__main__` prevents it."""
     real = sys.modules["__main__"]
@@ -136,7 +136,7 @@ class Worker:
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
-        with _main_module_hidden():
+        with main_module_hidden():
             self.process.start()
         child.close()
         self.seq = 0

@@ -51,7 +51,7 @@ def test_every_mutant_and_variant_gets_the_same_verdicts_on_cuda(assignment, tmp
 def test_a_gpu_memory_hog_costs_only_its_own_exercise(tmp_path):
     hog = (
         "import torch\nKEPT = []\ndef cross_entropy_loss(x, labels):\n"
-        "    while True:\n        KEPT.append(torch.ones(2**28, device=x.device))  # 1 GiB at a time\n"
+        "    while True:\n        KEPT.append(torch.ones(2**28, device='cuda'))  # 1 GiB of GPU memory at a time\n"
     )
     write_notebook(tmp_path / "hog.ipynb", [hog, CORRECT_SPLIT])
     write_notebook(tmp_path / "neighbour.ipynb", [CORRECT_CE, CORRECT_SPLIT])

@@ -155,8 +155,9 @@ def test_an_endless_loop_costs_only_that_exercise(notebook):
     assert result.exercise("shuffle_and_split").score == 10
 
 
-def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path):
-    # multiprocessing would re-import such a script in every worker; the grader must not let it.
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path, jobs):
+    # multiprocessing would re-import such a script in every worker and scoring process; the grader must not let it.
     import subprocess
     import sys
 
@@ -165,7 +166,8 @@ def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path):
     script.write_text(
         "from pathlib import Path\nfrom autograder.grader import grade\n"
         "from autograder.pytest_plugin import GradingOptions\n"
-        f"batch = grade('mlp', [Path({str(tmp_path / 'sub.py')!r})], out_dir=None, options=GradingOptions())\n"
+        f"batch = grade('mlp', [Path({str(tmp_path / 'sub.py')!r})], out_dir=None, options=GradingOptions(), "
+        f"jobs={jobs})\n"
         "print('SCORE', batch.results[0].exercise('cross_entropy_loss').score)\n"
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
