@@ -239,6 +239,21 @@ def test_lif_keeps_shape_and_dtype(student, gen, seed):
     )
 
 
+def applies_their_own_lif(student, x, got):
+    """Whether LIF()(x) is exactly the student's own lif(x), so that a mistake in lif is not paid for twice."""
+    try:
+        own = student.lif(x)
+    except Exception:  # their lif is judged by its own checks
+        return False
+    return (
+        isinstance(got, torch.Tensor)
+        and isinstance(own, torch.Tensor)
+        and got.shape == own.shape
+        and got.device == own.device
+        and bool(torch.equal(got, own))
+    )
+
+
 @pytest.mark.public
 @pytest.mark.points(7)
 def test_LIF_module_applies_lif(student, reference, gen, seed, device):
@@ -249,8 +264,11 @@ def test_LIF_module_applies_lif(student, reference, gen, seed, device):
         details=f"LIF is {info.get('repr')}.",
     )
     x = (torch.randn(3, 16, 5, 5, dtype=torch.float64, generator=gen) * 3).to(device)
+    got = student.LIF()(x)
+    if applies_their_own_lif(student, x, got):
+        return  # the module does its job; the values of their lif are judged by the lif checks above
     expect_tensor(
-        student.LIF()(x),
+        got,
         reference.lif(x),
         what="LIF()(x)",
         inputs=describe_inputs(seed, x=x),
