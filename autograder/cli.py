@@ -13,7 +13,7 @@ from rich.table import Table
 
 from autograder import messages, report
 from autograder.grader import DaskExecutor, Executor, GradingError, grade
-from autograder.paths import BUILTIN_ASSIGNMENTS, EXAMPLES_DIR
+from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.pytest_plugin import (
     DEFAULT_BUDGET,
     DEFAULT_CPU_SECONDS,
@@ -23,10 +23,13 @@ from autograder.pytest_plugin import (
     resolve_device,
 )
 from autograder.results import SubmissionResult
+from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
 
 EXIT_OK = 0
+EXIT_INVALID = 1  # `validate` found problems
 EXIT_TOOL_ERROR = 2
+ASSIGNMENT_HELP = "a built-in assignment's name or a path to an assignment folder"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     g = commands.add_parser("grade", help="grade submissions of one assignment")
-    g.add_argument("assignment", help="mlp, decoding, spiking, or a path to an assignment folder")
+    g.add_argument("assignment", help=ASSIGNMENT_HELP)
     g.add_argument("paths", nargs="+", type=Path, help="notebooks, .py files, folders or zips of them")
     g.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scoring processes (default: cores)")
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = commands.add_parser("check", help="run the public checks on your own notebook")
     c.add_argument("notebook", type=Path)
-    c.add_argument("--assignment", help="which assignment (default: guessed from the notebook)")
+    c.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the built-in the notebook matches best)")
     _add_run_options(c)
 
     d = commands.add_parser("demo", help="grade the bundled example submissions of every assignment")
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = commands.add_parser("export", help="grades for an LMS from a results folder")
     e.add_argument("format", choices=("gradescope", "canvas", "moodle"))
     e.add_argument("results", type=Path, help="results folder written by `autograder grade`")
+    e.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
     e.add_argument("--out", type=Path, required=True, help="CSV file (canvas, moodle) or folder (gradescope)")
     e.add_argument("--identities", type=Path, help="identities.json written by `autograder intake`")
     e.add_argument("--roster", type=Path, help="roster CSV; its students without a submission are listed too")
@@ -75,20 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = commands.add_parser("feedback", help="a Markdown and an HTML feedback page per submission")
     f.add_argument("results", type=Path)
+    f.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
     f.add_argument("--out", type=Path, required=True)
 
     r = commands.add_parser("report", help="one HTML class report: score histogram, failure rate of every check")
     r.add_argument("results", type=Path)
+    r.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
     r.add_argument("--out", type=Path, required=True, help="the HTML file to write")
 
     gs = commands.add_parser("gradescope", help="run as Gradescope's run_autograder: grade one submission")
-    gs.add_argument("assignment")
+    gs.add_argument("assignment", help=ASSIGNMENT_HELP)
     gs.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
     gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"))
     _add_run_options(gs)
 
     b = commands.add_parser("build", help="otter packaging: student notebooks and autograder zips")
-    b.add_argument("assignments", nargs="*", default=list(BUILTIN_ASSIGNMENTS), help="default: all")
+    b.add_argument(
+        "assignments", nargs="*", default=list(builtin_names()), help="names or folders (default: every built-in)"
+    )
     b.add_argument("--out", type=Path, required=True, help="writes OUT/<a>/student/ and OUT/<a>/autograder/")
     b.add_argument(
         "--no-trusted-scores",
@@ -97,8 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     gz = commands.add_parser("gradescope-zip", help="an autograder zip that runs the native grader on Gradescope")
-    gz.add_argument("assignment", choices=BUILTIN_ASSIGNMENTS)
+    gz.add_argument("assignment", help=ASSIGNMENT_HELP)
     gz.add_argument("--out", type=Path, required=True, help="the zip to write")
+    sim = commands.add_parser("similarity", help="pairs of submissions whose code for an exercise looks copied")
+    sim.add_argument("assignment")
+    sim.add_argument("paths", nargs="+", type=Path, help="notebooks, folders or zips of them, or a results folder")
+    sim.add_argument("--out", type=Path, required=True, help="the HTML page; the CSV is written beside it")
+    sim.add_argument("--template", type=Path, help="the student notebook (default: the built-in's template)")
+    sim.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"0 to 1 ({DEFAULT_THRESHOLD})")
+    sim.add_argument(
+        "--common", type=int, default=DEFAULT_COMMON, help=f"code more submissions share is ignored ({DEFAULT_COMMON})"
+    )
+    sim.add_argument("--identities", type=Path, help="identities.json of `autograder intake`, or a roster CSV")
+    n = commands.add_parser("new", help="write a working one-exercise assignment folder to start from")
+    n.add_argument("name", help="the assignment's name (a Python identifier); the folder is DIR/NAME")
+    n.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: here)")
+
+    v = commands.add_parser("validate", help="prove an assignment: reference full marks, template zero, points")
+    v.add_argument("assignment", help=ASSIGNMENT_HELP)
     return parser
 
 
@@ -165,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             for name, (student, bundle) in build(args.assignments, args.out, not args.no_trusted_scores).items():
                 console.print(f"{name}: student notebook {student}, autograder zip {bundle}")
+        elif args.command == "new":
+            cmd_new(args, console)
+        elif args.command == "validate":
+            return cmd_validate(args, console)
+        elif args.command == "similarity":
+            cmd_similarity(args, console)
         elif args.command in ("intake", "export", "feedback", "report", "gradescope", "gradescope-zip"):
             from autograder import lms_cli
 
@@ -243,7 +273,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> None:
     options = _options(args)
-    for name in BUILTIN_ASSIGNMENTS:
+    for name in builtin_names():
         spec = load_assignment(name)
         results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
         console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
@@ -266,8 +296,48 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
         console.print(line, markup=False, soft_wrap=True)
 
 
+def cmd_new(args: argparse.Namespace, console: Console) -> None:
+    from autograder.authoring import new_assignment
+
+    folder = new_assignment(args.name, args.dir)
+    console.print(
+        f"Wrote {folder}/: assignment.toml, reference.py, checks/test_softmax.py.", markup=False, soft_wrap=True
+    )
+    console.print(f"Next: autograder validate {folder}", markup=False, soft_wrap=True)
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    from autograder.authoring import validate
+
+    report = validate(args.assignment)
+    name = f"{report.spec.name} ({report.spec.folder})"
+    if report.ok:
+        console.print(
+            f"{name}: valid. The reference scores {report.reference_score:g} of {report.spec.max_score:g}, "
+            "the template 0, and every exercise has a public check.",
+            markup=False,
+            soft_wrap=True,
+        )
+        return EXIT_OK
+    console.print(f"{name}: {len(report.problems)} problem(s):", markup=False, soft_wrap=True)
+    for problem in report.problems:
+        console.print(f"- {problem}", markup=False, soft_wrap=True)
+    return EXIT_INVALID
+
+
+def cmd_similarity(args: argparse.Namespace, console: Console) -> None:
+    from autograder import similarity
+
+    spec = load_assignment(args.assignment)
+    template = args.template or similarity.default_template(spec)
+    found = similarity.compare_class(spec, similarity.load_class(args.paths), template, args.threshold, args.common)
+    names = similarity.display_names(args.identities) if args.identities else None
+    page, table = similarity.write_report(found, args.out, names)
+    console.print(f"{len(found.pairs)} pairs at or above {found.threshold:g}: {page}, {table}", markup=False, soft_wrap=True)
+
+
 def cmd_list(console: Console) -> None:
-    for name in BUILTIN_ASSIGNMENTS:
+    for name in builtin_names():
         spec = load_assignment(name)
         exercises = ", ".join(f"{e.id} ({e.points:g})" for e in spec.exercises)
         console.print(f"{spec.name:10} {spec.title}\n{'':10} {exercises}", markup=False)

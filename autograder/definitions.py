@@ -75,7 +75,7 @@ def kind_of(node: ast.stmt) -> str:
 
 
 def split_statements(source: str, filename: str) -> list[Statement]:
-    """The cell's top-level statements, compiled from their syntax trees (so `import x; train()` splits
+    """The cell's top-level statements, compiled from their syntax trees (so `import x; fit()` splits
     into two statements); raises SyntaxError for a cell that does not parse."""
     tree = ast.parse(source, filename=filename)
     return [

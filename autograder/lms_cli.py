@@ -24,6 +24,7 @@ def cmd_intake(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_export(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
+    _title(results, args.assignment)  # refuses results of another assignment than the one named
     if args.format == "gradescope":
         for stem, result in results.items():
             atomic_write(args.out / stem / "results.json", json.dumps(lms.gradescope_results(result), indent=2) + "\n")
@@ -45,13 +46,13 @@ def cmd_export(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_feedback(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
-    written = pages.write_feedback(results, args.out, _title(results))
+    written = pages.write_feedback(results, args.out, _title(results, args.assignment))
     console.print(f"{len(written) // 2} feedback pages (Markdown and HTML) written to {args.out}/.")
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
-    atomic_write(args.out, pages.class_report_html(list(results.values()), _title(results)))
+    atomic_write(args.out, pages.class_report_html(list(results.values()), _title(results, args.assignment)))
     console.print(f"Class report of {len(results)} submissions written to {args.out}.")
 
 
@@ -76,7 +77,7 @@ def cmd_gradescope_zip(args: argparse.Namespace, console: Console) -> None:
     """setup.sh and run_autograder at the top, the project beside them (installed by setup.sh)."""
     import zipfile
 
-    from autograder.paths import PROJECT_ROOT
+    from autograder.paths import PROJECT_ROOT, is_builtin
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -84,22 +85,32 @@ def cmd_gradescope_zip(args: argparse.Namespace, console: Console) -> None:
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             archive.writestr(info, (PROJECT_ROOT / "autograder" / "gradescope" / name).read_bytes())
-        archive.writestr("assignment.env", f"ASSIGNMENT={args.assignment}\n")
+        spec = load_assignment(args.assignment)
+        archive.writestr("assignment.env", f"ASSIGNMENT={spec.name}\n")
+        if not is_builtin(spec.folder):  # a course's own folder travels as one more assignment of the project
+            if spec.folder not in spec.reference_path.parents:
+                raise ValueError(f"{spec.folder}: the reference must live inside the assignment folder to be shipped")
+            for file in sorted(p for p in spec.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+                archive.write(file, f"assignments/{spec.name}/{file.relative_to(spec.folder).as_posix()}")
         for part in PROJECT_PARTS:
             path = PROJECT_ROOT / part
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
             for file in files:
                 if "__pycache__" not in file.parts:
                     archive.write(file, str(file.relative_to(PROJECT_ROOT)))
-    console.print(f"Gradescope autograder zip for {args.assignment} written to {args.out}.")
+    console.print(f"Gradescope autograder zip for {spec.name} written to {args.out}.")
 
 
-def _title(results: dict) -> str:
+def _title(results: dict, assignment: str | None = None) -> str:
+    """'<name>: <title>' of the assignment given (a name or a folder), else of the one the results name."""
     name = next(iter(results.values())).assignment
     try:
-        return f"{name}: {load_assignment(name).title}"
+        spec = load_assignment(assignment or name)
     except ValueError:
         return str(name)
+    if spec.name != name:
+        raise ValueError(f"{assignment}: the results are of assignment {name!r}, not {spec.name!r}")
+    return f"{name}: {spec.title}"
 
 
 __all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_report", "Path"]

@@ -119,6 +119,7 @@ POINTS_MISMATCH = "{checks}: the checks for '{exercise}' add up to {got:g} point
 NO_POINTS = "{check}: every check needs @pytest.mark.points(n), or @pytest.mark.advisory for advice worth 0 points"
 ADVISORY_POINTS = "{check}: an advisory check is worth no points; remove its @pytest.mark.points"
 ADVICE_PREFIX = "Advice (costs no points):"
+NO_HELPERS = "{spec}: a check asks for the `helpers` fixture, but the spec names no `helpers` module"
 NO_SUBMISSION = "these are grading checks: pass --submission PATH (a notebook, .py, folder or zip)"
 NO_CUDA = "--device cuda was requested but CUDA is not available on this machine (use --device cpu or auto)"
 BAD_DEVICE = "--device must be auto, cpu or cuda; got {device!r}"
@@ -127,3 +128,14 @@ PYTEST_FAILED = "pytest stopped with exit code {code} while running the checks i
 NOT_GRADED = "The grader stopped before reaching this submission; grade it again."
 NO_SUBMISSIONS = "No submissions (.ipynb, .py, or zips of them) found in {paths}"
 EXERCISE_ABANDONED = "Not run: an earlier check of this exercise was stopped. {first}"
+
+# Writing assignments (instructor-facing)
+NEW_BAD_NAME = "{name!r} cannot name an assignment: use a Python identifier (letters, digits, _), e.g. week3_cnn"
+NEW_EXISTS = "{folder} already exists; choose another name or --dir"
+VALIDATE_REFERENCE = "{exercise}: the reference scores {score:g} of {max:g}; it must get full marks ({lost})"
+VALIDATE_REFERENCE_ERROR = "the reference does not load cleanly as a submission: {error}"
+VALIDATE_TEMPLATE = (
+    "{exercise}: a template whose bodies only raise NotImplementedError scores {score:g}; it must score 0 "
+    "(checks that pass without any code: {passed})"
+)
+VALIDATE_NO_PUBLIC = "{exercise}: no public check (@pytest.mark.public); students could not check themselves"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from autograder.results import SubmissionResult
+from autograder.spec import AssignmentSpec
 
 _cache: dict[tuple[str, bool, str], dict[str, dict[str, tuple[bool, str, bool]]]] = {}
 
@@ -55,7 +57,10 @@ def _verdicts(cells: Sequence[str], assignment: str, public_only: bool) -> dict[
 
 
 def grade_cells(
-    cells: Sequence[str], assignment: str, exercises: Sequence[str] | None = None, public_only: bool = False
+    cells: Sequence[str],
+    assignment: str | Path | AssignmentSpec,
+    exercises: Sequence[str] | None = None,
+    public_only: bool = False,
 ) -> SubmissionResult:
     """Grade notebook cells with the native grader (student code in isolated workers, as always)."""
     from autograder.grader import grade_chunk

@@ -1,8 +1,9 @@
 """Otter packaging: master notebooks in otter-assign format, and `autograder build` (student notebook and
 autograder zip per assignment).
 
-The master notebook `assignments/<a>/<a>.ipynb` is written by `write_master` (python -m autograder.otter_build):
-the exercise statements below, the reference solutions between `# BEGIN SOLUTION` / `# END SOLUTION`, and one
+The master notebook `<assignment folder>/<name>.ipynb` is written by `write_master` (python -m autograder.otter_build
+[NAME or FOLDER...]): the assignment's intro and exercise statements (from its assignment.toml), the reference
+solutions between `# BEGIN SOLUTION` / `# END SOLUTION`, and one
 exception-based otter test case per native check (same points, public or hidden), each calling
 `autograder.otter_bridge.check`. tests/test_otter.py fails when a master is out of date with the checks.
 """
@@ -21,58 +22,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT
+from autograder.paths import PROJECT_ROOT, builtin_names, is_builtin
 from autograder.spec import AssignmentSpec, load_assignment
 
+Assignment = str | Path | AssignmentSpec
+
 PLUGIN = "autograder.otter_bridge.NativeScores"
-
-INTRO = {
-    "mlp": "Multi-layer perceptrons (after Neuromatch Academy W1D3, Tutorial 1). You approximate a function with "
-    "ReLUs, build a general MLP, write the cross-entropy loss yourself and split a dataset. Every exercise is "
-    "graded on exactly what its statement says; nothing needs the internet.",
-    "decoding": "Decoding neural responses (after Neuromatch Academy W2D1, Tutorial 1). You build a network with "
-    "one hidden layer of ReLUs, train it by gradient descent and add L1/L2 regularization. The tutorial's "
-    "recordings are replaced by small synthetic data of the same shape (orientation -> responses).",
-    "spiking": "A spiking CNN (after the goal-driven deep learning tutorial). You write the smoothed leaky "
-    "integrate-and-fire (LIF) rate function and its module, then a CNN that uses it after its first "
-    "convolution. MNIST is replaced by small synthetic 28x28 images.",
-}
-
-STATEMENTS = {
-    "approximate_function": """Approximate `y(x)` from training points `(x_train, y_train)` (each of shape
-`(N, 1)`) by a weighted sum of `N - 1` ReLUs of slope 1, hinged at the training points but the last.
-Return exactly `(y_hat, relu_acts, x)`: `x` is `torch.linspace(min(x_train), max(x_train), 1000)`,
-`relu_acts` has shape `(N - 1, 1000)` with `relu_acts[i] = relu(x - x_train[i])`, and `y_hat = w @ relu_acts`
-where `w[i]` is the change of slope of the piecewise-linear interpolation at `x_train[i]`.""",
-    "Net": """`Net(actv, input_feature_num, hidden_unit_nums, output_feature_num)` is an `nn.Module`: for every
-entry of `hidden_unit_nums` a `nn.Linear` followed by the activation `eval('nn.' + actv)` (e.g.
-`'ReLU()'`, `'LeakyReLU(0.1)'`), then an output `nn.Linear` with no activation after it. `forward` flattens its
-input to `(batch, input_feature_num)` first.""",
-    "cross_entropy_loss": """`cross_entropy_loss(x, labels)` returns the **mean** over the batch of
-`-x[i, labels[i]] + log(sum_j exp(x[i, j]))`, as a scalar tensor that gradients flow through. Write it with
-tensor operations: `F.cross_entropy`, `nn.CrossEntropyLoss`, `nll_loss` and `log_softmax` are not allowed.""",
-    "shuffle_and_split": """`shuffle_and_split_data(X, y, seed)` calls `torch.manual_seed(seed)`, then shuffles the
-rows with `torch.randperm(N)` (X and y the same way), takes `test_size = int(0.2 * N)` and returns exactly
-`(X_test, y_test, X_train, y_train)`: the **first** `test_size` shuffled rows are the test set. It must not
-change its inputs.""",
-    "DeepNetReLU": """`DeepNetReLU(n_inputs, n_hidden)`: one hidden `nn.Linear(n_inputs, n_hidden)` with ReLU, then
-`nn.Linear(n_hidden, 1)` with no activation; `forward(r)` maps `(N, n_inputs)` to `(N, 1)`.""",
-    "train": """`train(net, loss_fn, train_data, train_labels, n_iter=50, learning_rate=1e-4, test_data=None,
-test_labels=None, L2_penalty=0, L1_penalty=0)` runs `n_iter` full-batch steps of `optim.SGD(net.parameters(),
-lr=learning_rate)`: zero the gradients, compute the loss (passing `net.parameters()` and the penalties to a
-loss that takes them), backpropagate, step. It returns the list of training losses (floats, one per step) or,
-given test data, `(train_loss, test_loss)`.""",
-    "regularized_loss": """`regularized_loss(output, target, weights, L2_penalty=0, L1_penalty=0)` is
-`F.nll_loss(output, target)` plus `L2_penalty * sum(w ** 2)` plus `L1_penalty * sum(|w|)` over every tensor in
-`weights` (sums, not means; L1 not squared).""",
-    "LIF": """`lif(x)` is the smoothed LIF rate `1 / (TAU_REF + TAU_M * log(1 + V_THR / rho(x - V_THR)))` with
-`TAU_M = 0.02`, `TAU_REF = 0.004`, `V_THR = 1.0` and the soft maximum `rho(v) = GAMMA * log(1 + exp(v / GAMMA))`,
-`GAMMA = 0.15`; it must give finite values and gradients for every input. `LIF` is an `nn.Module` whose
-`forward` applies `lif` elementwise (output shape = input shape).""",
-    "LIFNet": """`LIFNet()`: the tutorial's CNN on `(N, 1, 28, 28)` images with the LIF module as the activation
-after the **first** convolution only (ReLU elsewhere), ending in 10 outputs: `(N, 1, 28, 28) -> (N, 10)`.""",
-}
-
 
 # -- master notebooks ---------------------------------------------------------------------------------------------
 def _with_solution_markers(source: str, names: Sequence[str]) -> tuple[str, str]:
@@ -134,7 +89,7 @@ def native_checks(spec: AssignmentSpec) -> dict[str, list[tuple[str, float, bool
     from autograder.otter_bridge import grade_cells
 
     header, cells = solution_cells(spec)
-    result = grade_cells([header, *(_unmarked(c) for c in cells.values())], spec.name)
+    result = grade_cells([header, *(_unmarked(c) for c in cells.values())], spec)
     found = {e.id: [(t.name, t.max_score, t.hidden) for t in e.tests] for e in result.exercises}
     failed = [f"{e.id}: {t.name}" for e in result.exercises for t in e.tests if not t.passed]
     if failed:
@@ -157,8 +112,12 @@ def _test_cell(assignment: str, exercise: str, index: int, name: str, points: fl
     ).rstrip()
 
 
-def master_notebook(assignment: str) -> nbformat.NotebookNode:
-    spec = load_assignment(assignment)
+def _spec(assignment: Assignment) -> AssignmentSpec:
+    return assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
+
+
+def master_notebook(assignment: Assignment) -> nbformat.NotebookNode:
+    spec = _spec(assignment)
     header, cells = solution_cells(spec)
     checks = native_checks(spec)
     config = textwrap.dedent(
@@ -178,7 +137,7 @@ def master_notebook(assignment: str) -> nbformat.NotebookNode:
     new_raw, new_md, new_code = nbformat.v4.new_raw_cell, nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     nb.cells = [
         new_raw(config),
-        new_md(f"# {spec.title}\n\n{INTRO[spec.name]}\n\nSource: {spec.source}"),
+        new_md(f"# {spec.title}\n\n{spec.intro}\n\nSource: {spec.source}".replace("\n\n\n", "\n\n")),
         new_code(header),
     ]
     for exercise in spec.exercises:
@@ -187,7 +146,7 @@ def master_notebook(assignment: str) -> nbformat.NotebookNode:
         )
         nb.cells += [
             new_raw(f"# BEGIN QUESTION\nname: {exercise.id}"),
-            new_md(f"## {exercise.title} ({exercise.points:g} points)\n\n{STATEMENTS[exercise.id]}{forbidden}"),
+            new_md(f"## {exercise.title} ({exercise.points:g} points)\n\n{exercise.statement}{forbidden}".rstrip()),
             new_raw("# BEGIN SOLUTION"),
             new_code(cells[exercise.id]),
             new_raw("# END SOLUTION"),
@@ -203,15 +162,17 @@ def master_notebook(assignment: str) -> nbformat.NotebookNode:
     return nb
 
 
-def master_path(assignment: str) -> Path:
-    return ASSIGNMENTS_DIR / assignment / f"{assignment}.ipynb"
+def master_path(assignment: Assignment) -> Path:
+    spec = _spec(assignment)
+    return spec.folder / f"{spec.name}.ipynb"
 
 
-def write_master(assignment: str) -> Path:
-    path = master_path(assignment)
-    nb = master_notebook(assignment)
+def write_master(assignment: Assignment) -> Path:
+    spec = _spec(assignment)
+    path = master_path(spec)
+    nb = master_notebook(spec)
     for index, cell in enumerate(nb.cells):  # stable ids: regenerating a master changes only what changed
-        cell.id = f"{assignment}-{index:03d}"
+        cell.id = f"{spec.name}-{index:03d}"
     nbformat.write(nb, str(path))
     return path
 
@@ -248,15 +209,57 @@ def build_wheel(out: Path) -> Path:
 TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
-def build(assignments: Sequence[str], out: Path, trusted_scores: bool = True) -> dict[str, tuple[Path, Path]]:
-    """`otter assign` every master notebook: OUT/<a>/student/<a>.ipynb and OUT/<a>/autograder/<one zip>."""
+def add_to_wheel(wheel: Path, spec: AssignmentSpec) -> None:
+    """Ship a course's own assignment folder inside the project wheel, where `load_assignment(name)` finds it in
+    the autograder's environment (`autograder/_data/assignments/<name>/`), as it finds the built-ins."""
+    if spec.folder not in spec.reference_path.parents:
+        raise BuildError(
+            f"{spec.folder / 'assignment.toml'}: for `build`, the reference ({spec.reference_path}) must live "
+            "inside the assignment folder, which is what the autograder zip carries"
+        )
+    import base64
+    import hashlib
+    import zipfile
+
+    prefix = f"autograder/_data/assignments/{spec.name}"
+    added: dict[str, bytes] = {}
+    for path in sorted(spec.folder.rglob("*")):
+        relative = path.relative_to(spec.folder)
+        if path.is_file() and "__pycache__" not in relative.parts and relative.suffix != ".ipynb":
+            added[f"{prefix}/{relative.as_posix()}"] = path.read_bytes()
+    rebuilt = wheel.with_suffix(".tmp")
+    with zipfile.ZipFile(wheel) as old, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as new:
+        if any(name.startswith(prefix + "/") for name in old.namelist()):
+            raise BuildError(f"{spec.name}: a built-in assignment has that name; rename the course's assignment")
+        record = next(n for n in old.namelist() if n.endswith(".dist-info/RECORD"))
+        for item in old.infolist():
+            if item.filename != record:
+                new.writestr(item, old.read(item))
+        lines = old.read(record).decode().splitlines()
+        for name, data in added.items():
+            new.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            lines.append(f"{name},sha256={digest},{len(data)}")
+        new.writestr(record, "\n".join(lines) + "\n")
+    rebuilt.replace(wheel)
+
+
+def build(assignments: Sequence[str | Path], out: Path, trusted_scores: bool = True) -> dict[str, tuple[Path, Path]]:
+    """`otter assign` every master notebook: OUT/<a>/student/<a>.ipynb and OUT/<a>/autograder/<one zip>. A built-in
+    is named; a course's own assignment is a folder path (its master notebook is written into it first)."""
     built = {}
+    specs = [load_assignment(a) for a in assignments]
     with tempfile.TemporaryDirectory(prefix="autograder-build-") as tmp:
         wheel = build_wheel(Path(tmp) / "wheel")
-        for assignment in assignments:
-            master = master_path(assignment)
+        for spec in specs:
+            if not is_builtin(spec.folder):
+                add_to_wheel(wheel, spec)
+                write_master(spec)
+        for spec in specs:
+            assignment = spec.name
+            master = master_path(spec)
             if not master.exists():
-                raise BuildError(f"{master}: no master notebook (python -m autograder.otter_build writes it)")
+                raise BuildError(f"{master}: no master notebook (python -m autograder.otter_build {spec.folder})")
             work = Path(tmp) / assignment
             work.mkdir()
             nb = nbformat.read(str(master), as_version=4)
@@ -291,14 +294,9 @@ def build(assignments: Sequence[str], out: Path, trusted_scores: bool = True) ->
     return built
 
 
-if __name__ == "__main__":  # maintainers: rewrite the master notebooks after the checks change
-    for name in sys.argv[1:] or ["mlp", "decoding", "spiking"]:
-        print(write_master(name))
-
-
-def fill_in_solutions(student: nbformat.NotebookNode, assignment: str) -> nbformat.NotebookNode:
+def fill_in_solutions(student: nbformat.NotebookNode, assignment: Assignment) -> nbformat.NotebookNode:
     """A copy of a student notebook with every exercise cell replaced by the reference solution (to check a build)."""
-    spec = load_assignment(assignment)
+    spec = _spec(assignment)
     _, cells = solution_cells(spec)
     by_first_line = {_unmarked(code).splitlines()[0]: _unmarked(code) for code in cells.values()}
     filled = nbformat.from_dict(student)
@@ -306,3 +304,8 @@ def fill_in_solutions(student: nbformat.NotebookNode, assignment: str) -> nbform
         if cell.cell_type == "code" and cell.source.splitlines() and cell.source.splitlines()[0] in by_first_line:
             cell.source = by_first_line[cell.source.splitlines()[0]]
     return filled
+
+
+if __name__ == "__main__":  # maintainers: rewrite the master notebooks after the checks change
+    for name in sys.argv[1:] or builtin_names():
+        print(write_master(name))

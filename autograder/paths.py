@@ -10,12 +10,24 @@ DATA_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "assignments").is_dir() else Path(__
 ASSIGNMENTS_DIR = DATA_ROOT / "assignments"
 REFERENCE_DIR = DATA_ROOT / "reference_solutions"
 EXAMPLES_DIR = PROJECT_ROOT / "examples" / "submissions"
-BUILTIN_ASSIGNMENTS = ("mlp", "decoding", "spiking")
 
 
 def assignment_dir(name_or_path: str | Path) -> Path:
-    """A built-in assignment's folder by name, or the folder a path points at."""
+    """A built-in assignment's folder by name, or the folder a path points at. A bare built-in name always means
+    the built-in, whatever folder of that name the current directory holds (a student's upload, say)."""
+    builtin = ASSIGNMENTS_DIR / str(name_or_path)
+    if isinstance(name_or_path, str) and "/" not in name_or_path and (builtin / "assignment.toml").is_file():
+        return builtin
     candidate = Path(name_or_path)
     if candidate.is_dir():
         return candidate.resolve()
-    return ASSIGNMENTS_DIR / str(name_or_path)
+    return builtin
+
+
+def is_builtin(folder: Path) -> bool:
+    return folder.resolve().parent == ASSIGNMENTS_DIR.resolve()
+
+
+def builtin_names() -> tuple[str, ...]:
+    """The assignments shipped with the package, found on disk (the engine knows none by heart)."""
+    return tuple(sorted(p.parent.name for p in ASSIGNMENTS_DIR.glob("*/assignment.toml")))

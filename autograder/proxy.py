@@ -118,6 +118,7 @@ class Worker:
         cap_address_space: bool = True,
         cuda_index: int | None = None,
         gpu_memory_fraction: float | None = None,
+        helpers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = memory_mb
@@ -131,6 +132,7 @@ class Worker:
             cpu_seconds=cpu_seconds,
             cuda_index=cuda_index,
             gpu_memory_fraction=gpu_memory_fraction,
+            helpers=helpers,
         )
         config.env.update(env or {})
         context = _context()
@@ -278,29 +280,25 @@ class RemoteObject:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(*args, **kwargs)
 
-    def call(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> Any:
-        """Call it in the worker, after seeding torch, numpy and random there (default: the check's seed)."""
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Call it in the worker, after seeding torch, numpy and random there with the check's seed."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, self._seed(grader_seed), call=description)
+        return self._session.ask("call", self._ref, args, kwargs, self._seed(), call=description)
 
-    def call_keeping_args(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    def call_keeping_args(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, self._seed(grader_seed), True, call=description)
+        return self._session.ask("call", self._ref, args, kwargs, self._seed(), True, call=description)
 
-    def sgd_steps(self, inputs: Any, labels: Any, lr: float, steps: int) -> list[float]:
-        """Train this remote module a few full-batch SGD steps with cross entropy; returns the losses."""
-        return self._session.ask("sgd_steps", self._ref, inputs, labels, lr, steps, call=f"training {self._label}")
-
-    def grad(self, *args: Any, grader_seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    def grad(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
         description = messages.describe_call(self._label, args, kwargs)
-        return self._session.ask("grad", self._ref, args, kwargs, self._seed(grader_seed), call=description)
+        return self._session.ask("grad", self._ref, args, kwargs, self._seed(), call=description)
 
-    def _seed(self, grader_seed: int | None) -> int:
-        # Every call is seeded (by default with the check's own seed), so a student's model initialises the
-        # same way on every run and grading is repeatable.
-        return grader_seed if grader_seed is not None else int(self._session.call_seed)
+    def _seed(self) -> int:
+        # Every call is seeded with the check's own seed, so a student's model initialises the same way on every
+        # run and grading is repeatable.
+        return int(self._session.call_seed)
 
     def describe(self) -> dict[str, Any]:
         return self._session.ask("describe", self._ref, call=self._label)
@@ -331,7 +329,7 @@ def decode(session: Any, value: Any) -> Any:
 
 
 class StudentProxy:
-    """`student.cross_entropy_loss(x, labels)` runs the student's function in the worker."""
+    """`student.loss(x, labels)` runs the student's function `loss` in the worker."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
@@ -344,14 +342,12 @@ class StudentProxy:
         return RemoteObject(self._session, GlobalRef(name), name)
 
     def put(self, value: Any, label: str = "object") -> RemoteObject:
-        """Send a picklable object (e.g. a small network the check built) to the worker; returns a handle."""
+        """Send a picklable object (e.g. a small network the check built, or a function of the assignment's
+        helpers module to run there) to the worker; returns a handle, callable when the object is."""
         remote = self._session.ask("put", value, call=f"sending {label}")
         assert isinstance(remote, RemoteObject)
         remote._label = label
         return remote
-
-    def has(self, name: str) -> bool:
-        return name in self._session.defined
 
     @property
     def cells(self) -> list[str]:

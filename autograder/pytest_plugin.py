@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import sys
 import time
 import traceback
 import zlib
@@ -120,6 +121,7 @@ class SubmissionSession:
         self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
         self.skip_errors: list[str] = []
         self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
+        self.helpers: tuple[tuple[str, str], ...] = ()  # the assignment's helpers module, for workers to rebuild
 
     def ensure_worker(self) -> None:
         if self.submission.error:
@@ -144,6 +146,7 @@ class SubmissionSession:
                 cap_address_space=options.device == "cpu",
                 cuda_index=cuda_index(options.device),
                 gpu_memory_fraction=options.gpu_memory_fraction,
+                helpers=self.helpers,
             )
             try:
                 skip = tuple((cell, number) for cell, number, _ in self.skipped)
@@ -415,6 +418,7 @@ def student(request: pytest.FixtureRequest, submission_session: SubmissionSessio
         raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
     submission_session.exercise = exercise.id
     submission_session.call_seed = check_seed(request.node)
+    submission_session.helpers = helper_sources(spec)
     submission_session.ensure_worker()
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
@@ -422,20 +426,44 @@ def student(request: pytest.FixtureRequest, submission_session: SubmissionSessio
     return StudentProxy(submission_session)
 
 
-_references: dict[Path, ModuleType] = {}
-
-
 @pytest.fixture
 def reference(request: pytest.FixtureRequest) -> ModuleType:
     """The assignment's reference solutions, imported in the scoring process only."""
     path = _require_plugin(request.config).spec_for(request.node.path).reference_path
-    if path not in _references:
-        module_spec = importlib.util.spec_from_file_location(f"_reference_{path.stem}", path)
+    return _import_file(f"_reference_{path.stem}", path)
+
+
+_modules: dict[tuple[Path, float], ModuleType] = {}
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    """A module made from a file, once per version of the file (an edited check helper is read again)."""
+    key = (path, path.stat().st_mtime)
+    if key not in _modules:
+        module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
-        _references[path] = module
-    return _references[path]
+        _modules[key] = module
+    return _modules[key]
+
+
+def helper_sources(spec: AssignmentSpec) -> tuple[tuple[str, str], ...]:
+    if spec.helpers_path is None:
+        return ()
+    return ((spec.helpers_module, spec.helpers_path.read_text(encoding="utf-8")),)
+
+
+@pytest.fixture
+def helpers(request: pytest.FixtureRequest) -> ModuleType:
+    """The assignment's helpers module (`helpers` in assignment.toml): models, losses and loops that checks send
+    to the worker with `student.put(...)`. Known to pickle by the same name in the scoring process and workers."""
+    spec = _require_plugin(request.config).spec_for(request.node.path)
+    if spec.helpers_path is None:
+        raise pytest.UsageError(messages.NO_HELPERS.format(spec=spec.folder / "assignment.toml"))
+    module = _import_file(spec.helpers_module, spec.helpers_path)
+    sys.modules[spec.helpers_module] = module  # pickle finds the checks' objects by module name
+    return module
 
 
 @pytest.fixture

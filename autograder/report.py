@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from autograder.paths import BUILTIN_ASSIGNMENTS
+from autograder.paths import builtin_names
 from autograder.results import SubmissionResult
 from autograder.spec import load_assignment
 from autograder.submission import Submission
@@ -74,8 +74,8 @@ def guess_assignment(submission: Submission) -> str:
         except SyntaxError:
             continue
         defined.update(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
-    best, best_hits = BUILTIN_ASSIGNMENTS[0], -1
-    for name in BUILTIN_ASSIGNMENTS:
+    best, best_hits = builtin_names()[0], -1
+    for name in builtin_names():
         symbols = {s for e in load_assignment(name).exercises for s in e.symbol_names}
         hits = len(symbols & defined)
         if hits > best_hits:

@@ -14,8 +14,6 @@ from typing import Any
 
 from autograder.spec import AssignmentSpec, ExerciseSpec
 
-STATUSES = ("passed", "partial", "failed", "missing", "error", "timeout")
-
 
 @dataclass(frozen=True)
 class CheckResult:

@@ -1,4 +1,9 @@
-"""Assignment specs: `assignments/<name>/assignment.toml` turned into typed, validated objects."""
+"""Assignment specs: an assignment folder's `assignment.toml` turned into typed, validated objects.
+
+An assignment is a self-contained folder: `assignment.toml` (exercises, points, statements), the reference module
+(`reference`, a path relative to the folder), `checks/test_<exercise>.py`, optionally a `helpers` module whose
+objects checks send into workers, and `statements/<exercise>.md` for statements not written in the toml.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,9 @@ else:  # pragma: no cover
 
 SymbolKind = Literal["function", "class"]
 _KINDS = ("function", "class")
-_TOP_KEYS = {"name", "title", "source", "reference", "exercises"}
-_EXERCISE_KEYS = {"id", "title", "symbols", "kind", "points", "reference", "forbidden"}
+_TOP_KEYS = {"name", "title", "source", "reference", "exercises", "intro", "helpers"}
+_EXERCISE_KEYS = {"id", "title", "symbols", "kind", "points", "reference", "forbidden", "statement"}
+STATEMENTS_DIR = "statements"
 
 
 class SpecError(ValueError):
@@ -40,6 +46,7 @@ class ExerciseSpec:
     points: float
     reference: tuple[str, ...]  # names in the reference module this exercise is judged against
     forbidden: tuple[str, ...]  # dotted names the student's code may not call
+    statement: str = ""  # what the student is asked to do (Markdown), shown in the student notebook
 
     @property
     def symbol_names(self) -> tuple[str, ...]:
@@ -54,6 +61,13 @@ class AssignmentSpec:
     folder: Path
     reference_path: Path
     exercises: tuple[ExerciseSpec, ...]
+    intro: str = ""  # the notebook's opening paragraph (Markdown)
+    helpers_path: Path | None = None  # a module of objects the checks send into workers (models, loops)
+
+    @property
+    def helpers_module(self) -> str:
+        """The name the helpers module is known by, in the scoring process and in workers alike."""
+        return f"autograder_helpers_{self.name}"
 
     @property
     def checks_dir(self) -> Path:
@@ -74,8 +88,10 @@ class AssignmentSpec:
         raise KeyError(exercise_id)
 
 
-def load_assignment(name_or_path: str | Path) -> AssignmentSpec:
+def load_assignment(name_or_path: str | Path | AssignmentSpec) -> AssignmentSpec:
     """Load a built-in assignment by name (`mlp`) or any assignment folder or `assignment.toml` path."""
+    if isinstance(name_or_path, AssignmentSpec):
+        return name_or_path
     path = Path(name_or_path)
     if path.name == "assignment.toml":
         folder = path.parent.resolve()
@@ -116,6 +132,7 @@ class _Validator:
         defined = _top_level_names(reference_path)
         exercises = tuple(self.exercise(raw, i, defined) for i, raw in enumerate(raw_exercises))
         self.no_duplicates(exercises)
+        helpers = data.get("helpers")
         return AssignmentSpec(
             name=name,
             title=self.string(data, "title", "title"),
@@ -123,6 +140,8 @@ class _Validator:
             folder=self.folder,
             reference_path=reference_path,
             exercises=exercises,
+            intro=self.string(data, "intro", "intro") if "intro" in data else "",
+            helpers_path=self.file_in_folder(self.string(data, "helpers", "helpers")) if helpers is not None else None,
         )
 
     def exercise(self, raw: Any, index: int, defined: set[str]) -> ExerciseSpec:
@@ -145,7 +164,20 @@ class _Validator:
             points=self.points(raw.get("points"), f"{where}.points"),
             reference=reference,
             forbidden=self.dotted_names(raw.get("forbidden", []), f"{where}.forbidden"),
+            statement=self.statement(raw, exercise_id, f"{where}.statement"),
         )
+
+    def statement(self, raw: dict[str, Any], exercise_id: str, field: str) -> str:
+        """The `statement` text, else `statements/<id>.md` beside the toml, else none."""
+        if "statement" in raw:
+            return self.string(raw, "statement", field).strip()
+        path = self.folder / STATEMENTS_DIR / f"{exercise_id}.md"
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self.fail(field, f"could not be read from {path}: {exc}") from exc
 
     def symbols(self, raw: Any, field: str) -> tuple[SymbolSpec, ...]:
         if not isinstance(raw, dict) or not raw:
@@ -200,11 +232,21 @@ class _Validator:
             seen.add(exercise.id)
 
     def reference_path(self, relative: str) -> Path:
-        # The layout puts assignments/<name>/ and reference_solutions/ side by side under one root.
-        path = (self.folder.parent.parent / relative).resolve()
+        # Relative to the assignment folder; an older spec's path relative to the folder's grandparent (the
+        # `assignments/<name>/` + `reference_solutions/` layout) is still found.
+        self.reference_file = relative
+        path = (self.folder / relative).resolve()
+        legacy = (self.folder.parent.parent / relative).resolve()
+        if not path.is_file() and legacy.is_file():
+            return legacy
         if not path.is_file():
             raise self.fail("reference", f"{relative!r} does not exist (looked for {path})")
-        self.reference_file = relative
+        return path
+
+    def file_in_folder(self, relative: str) -> Path:
+        path = (self.folder / relative).resolve()
+        if not path.is_file():
+            raise self.fail("helpers", f"{relative!r} does not exist (looked for {path})")
         return path
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import tempfile
 import traceback
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class WorkerConfig:
     cpu_seconds: int | None = None  # CPU time of the whole worker
     cuda_index: int | None = None  # the GPU this worker uses, initialised before the sandbox closes
     gpu_memory_fraction: float | None = None  # this worker's share of the GPU's memory, when workers share one
+    helpers: tuple[tuple[str, str], ...] = ()  # (module name, source) of the assignment's helpers module
 
 
 class Handle:
@@ -277,21 +279,8 @@ class _State:
         return {"result": result, "args": list(args), "kwargs": kwargs} if keep_args else result
 
     def op_put(self, value: Any) -> dict[str, Any]:
-        """Keep an object the grader sent (e.g. a small network to train) and return a handle to it."""
+        """Keep an object the grader sent (e.g. a small network, or a helper function to run) and return a handle."""
         return self.store(value)
-
-    def op_sgd_steps(self, target: Any, inputs: Any, labels: Any, lr: float, steps: int) -> list[float]:
-        """A few full-batch SGD steps with cross entropy, as the tutorials train; returns the losses."""
-        model = self.resolve(target)
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        losses = []
-        for _ in range(steps):
-            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        return losses
 
     def op_getattr(self, target: Any, name: str) -> Any:
         return getattr(self.resolve(target), name)
@@ -467,6 +456,39 @@ def _is_float_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point()
 
 
+class _Helpers:
+    """The assignment's helpers module, made from its source the first time a request names it. It is never put
+    in sys.modules: the checks' objects can use it, the student's code cannot import it."""
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.sources = sources
+        self.modules: dict[str, types.ModuleType] = {}
+
+    def get(self, name: str) -> types.ModuleType | None:
+        if name not in self.sources:
+            return None
+        if name not in self.modules:
+            module = types.ModuleType(name)
+            module.__dict__["__builtins__"] = builtins
+            exec(compile(self.sources[name], f"<{name}>", "exec"), module.__dict__)
+            self.modules[name] = module
+        return self.modules[name]
+
+
+class _Requests(pickle.Unpickler):
+    """Reads one request; names from the helpers module resolve there."""
+
+    def __init__(self, data: bytes, helpers: _Helpers) -> None:
+        super().__init__(io.BytesIO(data))
+        self.helpers = helpers
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = self.helpers.get(module)
+        if found is not None:
+            return getattr(found, name)
+        return super().find_class(module, name)
+
+
 def _dumps(reply: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(reply, buffer)
@@ -483,12 +505,13 @@ def worker_main(conn: Any, config: WorkerConfig) -> None:
         os._exit(SETUP_FAILED_EXIT)
     state = _State()
     state.sandbox = level
+    helpers = _Helpers(dict(config.helpers))
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
     }
     while True:
         try:
-            seq, op, args = pickle.loads(conn.recv_bytes())
+            seq, op, args = _Requests(conn.recv_bytes(), helpers).load()
         except (EOFError, OSError):
             return
         try:

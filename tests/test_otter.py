@@ -22,7 +22,7 @@ import yaml
 
 from autograder.grader import grade
 from autograder.otter_build import fill_in_solutions, master_notebook, master_path
-from autograder.paths import BUILTIN_ASSIGNMENTS
+from autograder.paths import builtin_names
 from autograder.pytest_plugin import GradingOptions
 
 from .conftest import EXAMPLES, run_cli
@@ -69,7 +69,7 @@ def bundle(built: Path, assignment: str, variant: str = "trusted") -> Path:
 
 
 def test_master_notebooks_are_in_step_with_the_checks():
-    for assignment in BUILTIN_ASSIGNMENTS:
+    for assignment in builtin_names():
         committed = nbformat.read(str(master_path(assignment)), as_version=4)
         fresh = master_notebook(assignment)
         assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], (
@@ -78,7 +78,7 @@ def test_master_notebooks_are_in_step_with_the_checks():
 
 
 def test_build_writes_a_student_notebook_without_solutions_and_one_zip(built):
-    for assignment in BUILTIN_ASSIGNMENTS:
+    for assignment in builtin_names():
         student = built / "trusted" / assignment / "student" / f"{assignment}.ipynb"
         text = student.read_text()
         assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
@@ -104,7 +104,7 @@ def test_the_zip_installs_the_project_from_inside_itself(built):
     the assignment's checks and references."""
     import otter
 
-    for assignment in BUILTIN_ASSIGNMENTS:
+    for assignment in builtin_names():
         with zipfile.ZipFile(bundle(built, assignment)) as z:
             names = z.namelist()
             pip = yaml.safe_load(z.read("environment.yml"))["dependencies"][-1]["pip"]
@@ -124,7 +124,7 @@ def test_the_zip_installs_the_project_from_inside_itself(built):
 
 def test_otter_run_scores_match_the_native_grader(built, tmp_path):
     jobs = []
-    for assignment in BUILTIN_ASSIGNMENTS:
+    for assignment in builtin_names():
         student = nbformat.read(str(built / "trusted" / assignment / "student" / f"{assignment}.ipynb"), 4)
         solution = tmp_path / f"{assignment}-solution.ipynb"
         nbformat.write(fill_in_solutions(student, assignment), str(solution))

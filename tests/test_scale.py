@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autograder.grader import DaskExecutor, grade
-from autograder.paths import BUILTIN_ASSIGNMENTS
+from autograder.paths import builtin_names
 from autograder.pytest_plugin import GradingOptions
 from autograder.results import SubmissionResult
 
@@ -41,7 +41,7 @@ def dask_client():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", BUILTIN_ASSIGNMENTS)
+@pytest.mark.parametrize("assignment", builtin_names())
 def test_jobs_1_jobs_2_and_dask_give_identical_results(assignment, dask_client, tmp_path):
     options = GradingOptions(timeout=60)
     paths = [EXAMPLES / assignment]

@@ -67,8 +67,8 @@ def broken(tmp_path: Path):
         ('id = "Net"', 'id = "approximate_function"', "exercises[1].id", "used by more than one exercise"),
         ('id = "Net"', 'id = "my net"', "exercises[1].id", "not a Python identifier"),
         (
-            'reference = "reference_solutions/mlp.py"',
-            'reference = "reference_solutions/nope.py"',
+            'reference = "../../reference_solutions/mlp.py"',
+            'reference = "../../reference_solutions/nope.py"',
             "reference",
             "does not exist",
         ),
@@ -108,6 +108,11 @@ def test_empty_exercise_list_is_rejected(tmp_path):
     (folder / "assignment.toml").write_text('name="x"\ntitle="t"\nsource="s"\nreference="reference_solutions/x.py"\n')
     with pytest.raises(SpecError, match=r"field 'exercises' must be a non-empty array"):
         load_assignment(folder)
+
+
+def test_an_older_spec_s_reference_path_from_the_repository_root_still_works(broken):
+    path = broken('reference = "../../reference_solutions/mlp.py"', 'reference = "reference_solutions/mlp.py"')
+    assert load_assignment(path.parent).reference_path == path.parent.parent.parent / "reference_solutions" / "mlp.py"
 
 
 def test_unknown_assignment_name():

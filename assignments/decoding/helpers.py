@@ -1,7 +1,6 @@
-"""Small models and losses that checks send to workers (e.g. a network for `train` to optimize).
-
-They live in the package, not in the checks, because a worker must be able to unpickle them; none of them is
-the answer to an exercise.
+"""Helpers the `decoding` checks send into workers (named `helpers` in assignment.toml): a network for `train` to
+optimise and a loss with the penalty arguments. None of them is the answer to an exercise; the engine rebuilds
+this module in each worker from its source, under the name pickle knows it by.
 """
 
 from __future__ import annotations

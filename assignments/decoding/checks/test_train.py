@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn, optim
 
-from autograder.check_models import TanhNet, penalized_mse
 from autograder.checklib import describe_inputs, expect, expect_tensor, fail
 
 # Both sides run the same float32 operations, but the student may order them differently (e.g. the
@@ -23,9 +22,9 @@ def problem(gen, n=40, n_in=5):
     return X, y
 
 
-def fresh_net(seed, n_in=5, n_hidden=8):
+def fresh_net(helpers, seed, n_in=5, n_hidden=8):
     torch.manual_seed(seed)
-    return TanhNet(n_in, n_hidden)
+    return helpers.TanhNet(n_in, n_hidden)
 
 
 def as_curve(value, name, n_iter):
@@ -64,8 +63,8 @@ def weights_hint(student_weights, net, X, y, n_iter, lr):
     return "each iteration: out = net(train_data), loss, optimizer.zero_grad(), loss.backward(), optimizer.step()."
 
 
-def run_both(student, reference, seed, X, y, **kwargs):
-    net = fresh_net(seed, X.shape[1]).to(X.device)
+def run_both(student, reference, helpers, seed, X, y, **kwargs):
+    net = fresh_net(helpers, seed, X.shape[1]).to(X.device)
     remote = student.put(copy.deepcopy(net), label="the network passed to train")
     loss_fn = kwargs.pop("loss_fn", nn.MSELoss())
     got = student.train(remote, loss_fn, X, y, **kwargs)
@@ -75,9 +74,9 @@ def run_both(student, reference, seed, X, y, **kwargs):
 
 @pytest.mark.public
 @pytest.mark.points(3)
-def test_returns_the_loss_curve(student, reference, gen, seed):
+def test_returns_the_loss_curve(student, reference, gen, seed, helpers):
     X, y = problem(gen)
-    got, expected, _, _ = run_both(student, reference, seed, X, y, n_iter=10, learning_rate=0.05)
+    got, expected, _, _ = run_both(student, reference, helpers, seed, X, y, n_iter=10, learning_rate=0.05)
     curve = as_curve(got, "train(...)'s return value", 10)
     expect_tensor(
         curve,
@@ -90,12 +89,12 @@ def test_returns_the_loss_curve(student, reference, gen, seed):
 
 
 @pytest.mark.points(5)
-def test_updates_weights_by_gradient_descent(student, reference, gen, seed, device):
+def test_updates_weights_by_gradient_descent(student, reference, gen, seed, device, helpers):
     X, y = (t.to(device) for t in problem(gen))
-    _, _, remote, trained = run_both(student, reference, seed, X, y, n_iter=25, learning_rate=0.05)
+    _, _, remote, trained = run_both(student, reference, helpers, seed, X, y, n_iter=25, learning_rate=0.05)
     got = remote.state_dict()
     inputs = describe_inputs(seed, train_data=X, train_labels=y) + ", n_iter=25, learning_rate=0.05"
-    hint = weights_hint(got, fresh_net(seed).to(device), X, y, 25, 0.05)
+    hint = weights_hint(got, fresh_net(helpers, seed).to(device), X, y, 25, 0.05)
     for name, value in trained.state_dict().items():
         expect_tensor(
             got.get(name), value, what=f"After training, the network's {name}", inputs=inputs, hint=hint, **TOL
@@ -104,9 +103,9 @@ def test_updates_weights_by_gradient_descent(student, reference, gen, seed, devi
 
 @pytest.mark.points(3)
 @pytest.mark.parametrize("n_iter, lr", [(7, 0.2), (5, 1e-3)])
-def test_uses_n_iter_and_learning_rate(student, reference, gen, seed, n_iter, lr):
+def test_uses_n_iter_and_learning_rate(student, reference, gen, seed, n_iter, lr, helpers):
     X, y = problem(gen, n=17, n_in=3)
-    got, expected, _, _ = run_both(student, reference, seed, X, y, n_iter=n_iter, learning_rate=lr)
+    got, expected, _, _ = run_both(student, reference, helpers, seed, X, y, n_iter=n_iter, learning_rate=lr)
     curve = as_curve(got, "train(...)'s return value", n_iter)
     expect_tensor(
         curve,
@@ -119,9 +118,9 @@ def test_uses_n_iter_and_learning_rate(student, reference, gen, seed, n_iter, lr
 
 
 @pytest.mark.points(2)
-def test_loss_goes_down(student, gen, seed):
+def test_loss_goes_down(student, gen, seed, helpers):
     X, y = problem(gen)
-    remote = student.put(fresh_net(seed), label="the network passed to train")
+    remote = student.put(fresh_net(helpers, seed), label="the network passed to train")
     curve = as_curve(student.train(remote, nn.MSELoss(), X, y, n_iter=30, learning_rate=0.05), "train(...)", 30)
     expect(
         bool(torch.isfinite(curve).all()) and curve[-1] < 0.8 * curve[0],
@@ -133,10 +132,10 @@ def test_loss_goes_down(student, gen, seed):
 
 
 @pytest.mark.points(3)
-def test_returns_test_loss_with_test_data(student, reference, gen, seed):
+def test_returns_test_loss_with_test_data(student, reference, gen, seed, helpers):
     X, y = problem(gen, n=50)
     kwargs = dict(n_iter=8, learning_rate=0.05, test_data=X[40:], test_labels=y[40:])
-    got, expected, _, _ = run_both(student, reference, seed, X[:40], y[:40], **kwargs)
+    got, expected, _, _ = run_both(student, reference, helpers, seed, X[:40], y[:40], **kwargs)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         fail("With test_data given, train should return (train_loss, test_loss).")
     inputs = describe_inputs(seed, train_data=X[:40], test_data=X[40:]) + ", n_iter=8"
@@ -152,10 +151,10 @@ def test_returns_test_loss_with_test_data(student, reference, gen, seed):
 
 
 @pytest.mark.points(3)
-def test_passes_penalties_to_the_loss(student, reference, gen, seed):
+def test_passes_penalties_to_the_loss(student, reference, gen, seed, helpers):
     X, y = problem(gen)
-    kwargs = dict(n_iter=6, learning_rate=0.05, L2_penalty=0.1, L1_penalty=0.01, loss_fn=penalized_mse)
-    got, expected, _, _ = run_both(student, reference, seed, X, y, **kwargs)
+    kwargs = dict(n_iter=6, learning_rate=0.05, L2_penalty=0.1, L1_penalty=0.01, loss_fn=helpers.penalized_mse)
+    got, expected, _, _ = run_both(student, reference, helpers, seed, X, y, **kwargs)
     curve = as_curve(got, "train(...)'s return value", 6)
     expect_tensor(
         curve,
@@ -168,9 +167,9 @@ def test_passes_penalties_to_the_loss(student, reference, gen, seed):
 
 
 @pytest.mark.points(1)
-def test_does_not_change_the_data(student, gen, seed):
+def test_does_not_change_the_data(student, gen, seed, helpers):
     X, y = problem(gen, n=12)
-    remote = student.put(fresh_net(seed), label="the network passed to train")
+    remote = student.put(fresh_net(helpers, seed), label="the network passed to train")
     after = student.train.call_keeping_args(remote, nn.MSELoss(), X.clone(), y.clone(), n_iter=5, learning_rate=0.05)
     expect(
         torch.equal(after["args"][2], X) and torch.equal(after["args"][3], y),
