@@ -161,3 +161,27 @@ def test_an_advisory_check_with_points_stops_the_tool(toy):
     spec, subs = toy(checks=with_points)
     with pytest.raises(GradingError, match="an advisory check is worth no points"):
         grade_chunk(spec, subs, GradingOptions())
+
+
+def test_code_that_mixes_devices_on_a_gpu_is_judged_on_the_cpu():
+    # Needs no GPU: torch.device("cuda") is only a name here, and the comparison is a stand-in.
+    import torch
+
+    from autograder.checklib import on_any_device
+    from autograder.proxy import StudentError
+
+    def compare(device):
+        if device.type == "cuda":
+            message = "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!"
+            raise StudentError("LIFNet()(x)", {"type": "RuntimeError", "message": message})
+        return f"judged on {device}"
+
+    assert on_any_device(torch.device("cuda"), compare) == "judged on cpu"
+
+    def wrong(device):
+        raise StudentError("f(x)", {"type": "ValueError", "message": "a real mistake"})
+
+    with pytest.raises(StudentError, match="a real mistake"):
+        on_any_device(torch.device("cuda"), wrong)
+    with pytest.raises(StudentError):
+        on_any_device(torch.device("cpu"), wrong)
