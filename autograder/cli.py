@@ -333,7 +333,8 @@ def cmd_similarity(args: argparse.Namespace, console: Console) -> None:
     found = similarity.compare_class(spec, similarity.load_class(args.paths), template, args.threshold, args.common)
     names = similarity.display_names(args.identities) if args.identities else None
     page, table = similarity.write_report(found, args.out, names)
-    console.print(f"{len(found.pairs)} pairs at or above {found.threshold:g}: {page}, {table}", markup=False, soft_wrap=True)
+    summary = f"{len(found.pairs)} pairs at or above {found.threshold:g}: {page}, {table}"
+    console.print(summary, markup=False, soft_wrap=True)
 
 
 def cmd_list(console: Console) -> None:
