@@ -184,7 +184,7 @@ def validate(assignment: str | Path) -> Validation:
     """The reference gets full marks, the template zero on every exercise, points add up, every exercise has a
     public check."""
     from autograder.grader import GradingError, grade_chunk
-    from autograder.pytest_plugin import GradingOptions
+    from autograder.options import GradingOptions
     from autograder.submission import load_submissions
 
     spec = load_assignment(assignment)

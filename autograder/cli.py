@@ -13,15 +13,8 @@ from rich.table import Table
 
 from autograder import messages, report
 from autograder.grader import DaskExecutor, Executor, GradingError, grade
+from autograder.options import GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
-from autograder.pytest_plugin import (
-    DEFAULT_BUDGET,
-    DEFAULT_CPU_SECONDS,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_TIMEOUT,
-    GradingOptions,
-    resolve_device,
-)
 from autograder.results import SubmissionResult
 from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
@@ -46,17 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--executor", choices=("local", "dask"), default="local", help="where scoring processes run")
     g.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
-    _add_run_options(g)
+    add_run_options(g)
 
     c = commands.add_parser("check", help="run the public checks on your own notebook")
     c.add_argument("notebook", type=Path)
     c.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the built-in the notebook matches best)")
-    _add_run_options(c)
+    add_run_options(c)
 
     d = commands.add_parser("demo", help="grade the bundled example submissions of every assignment")
     d.add_argument("--out", type=Path, default=Path("results") / "demo")
     d.add_argument("--jobs", type=int, default=1)
-    _add_run_options(d)
+    add_run_options(d)
 
     commands.add_parser("list", help="list the built-in assignments and their exercises")
 
@@ -91,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     gs.add_argument("assignment", help=ASSIGNMENT_HELP)
     gs.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
     gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"))
-    _add_run_options(gs)
+    add_run_options(gs)
 
     b = commands.add_parser("build", help="otter packaging: student notebooks and autograder zips")
     b.add_argument(
@@ -124,54 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     v = commands.add_parser("validate", help="prove an assignment: reference full marks, template zero, points")
     v.add_argument("assignment", help=ASSIGNMENT_HELP)
     return parser
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds per call into student code ({DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=DEFAULT_BUDGET,
-        help=f"seconds for all the checks of one submission, 0 for no limit ({DEFAULT_BUDGET:g})",
-    )
-    parser.add_argument(
-        "--memory",
-        type=int,
-        default=DEFAULT_MEMORY_MB,
-        help=f"MiB of memory per worker, 0 for no limit ({DEFAULT_MEMORY_MB})",
-    )
-    parser.add_argument(
-        "--cpu-time",
-        type=int,
-        default=DEFAULT_CPU_SECONDS,
-        help=f"CPU seconds per worker, 0 for no limit ({DEFAULT_CPU_SECONDS})",
-    )
-    parser.add_argument(
-        "--execute",
-        choices=("definitions", "all"),
-        default="definitions",
-        help="run only definitions (default) or every cell, as otter does",
-    )
-
-
-def _options(args: argparse.Namespace) -> GradingOptions:
-    for name in ("timeout", "budget", "memory", "cpu_time"):
-        if getattr(args, name) < 0 or (name == "timeout" and args.timeout == 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive number")
-    return GradingOptions(
-        device=resolve_device(args.device),
-        timeout=args.timeout,
-        execute=args.execute,
-        budget=args.budget or None,
-        memory_mb=args.memory or None,
-        cpu_seconds=args.cpu_time or None,
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,7 +202,7 @@ def run_with_progress(
 
 
 def cmd_grade(args: argparse.Namespace, console: Console) -> None:
-    options = _options(args)
+    options = options_from_args(args)
     spec = load_assignment(args.assignment)
     executor: Executor | None = None
     if args.executor == "dask":
@@ -272,7 +217,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> None:
-    options = _options(args)
+    options = options_from_args(args)
     for name in builtin_names():
         spec = load_assignment(name)
         results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
@@ -291,7 +236,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
     assignment = args.assignment or report.guess_assignment(submissions[0])
     spec = load_assignment(assignment)
     console.print(f"Public checks of '{spec.name}' on {args.notebook}:")
-    results = grade_chunk(spec, submissions, _options(args), public_only=True)
+    results = grade_chunk(spec, submissions, options_from_args(args), public_only=True)
     for line in report.check_lines(results[0]):
         console.print(line, markup=False, soft_wrap=True)
 

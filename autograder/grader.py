@@ -22,9 +22,11 @@ from typing import Any, Protocol
 import pytest
 
 from autograder import messages, sandbox
-from autograder.proxy import main_module_hidden
-from autograder.pytest_plugin import PLUGIN_NAME, GradingOptions, GradingPlugin, gpu_share, place_on_gpu
+from autograder.options import GradingOptions, gpu_share, place_on_gpu
+from autograder.proxy import Worker, main_module_hidden
+from autograder.pytest_plugin import PLUGIN_NAME, GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
+from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import Submission, load_submissions
 from autograder.worker import exact_float32
@@ -66,15 +68,22 @@ def grade_chunk(
     on_result: Callable[[SubmissionResult], None] | None = None,
     public_only: bool = False,
     exercises: Sequence[str] | None = None,
+    worker_factory: WorkerFactory = Worker,
 ) -> list[SubmissionResult]:
-    """Grade submissions in one pytest session in this process; student code runs in worker processes.
-    `public_only` runs the public checks only; `exercises` only those exercises' checks."""
+    """Grade submissions in one pytest session in this process; student code runs in worker processes (made by
+    `worker_factory`). `public_only` runs the public checks only; `exercises` only those exercises' checks."""
     if submissions:
         options = place_on_gpu(options, submissions[0].name)
     if options.device.startswith("cuda"):
         exact_float32()  # the checks' own GPU arithmetic (references, comparisons) as exact as the CPU's
     plugin = GradingPlugin(
-        submissions, options, on_result=on_result, spec=spec, public_only=public_only, exercises=exercises
+        submissions,
+        options,
+        on_result=on_result,
+        spec=spec,
+        public_only=public_only,
+        exercises=exercises,
+        worker_factory=worker_factory,
     )
     targets = [str(spec.checks_dir / f"test_{e}.py") for e in exercises] if exercises else [str(spec.checks_dir)]
     args = [
@@ -136,8 +145,11 @@ def _grade_chunk_in_subprocess(
     submissions: list[Submission],
     options: GradingOptions,
     on_graded: Callable[[SubmissionResult], None] | None,
+    worker_factory: WorkerFactory = Worker,
 ) -> list[dict]:
-    return [r.to_dict() for r in grade_chunk(load_assignment(folder), submissions, options, on_result=on_graded)]
+    spec = load_assignment(folder)
+    results = grade_chunk(spec, submissions, options, on_result=on_graded, worker_factory=worker_factory)
+    return [r.to_dict() for r in results]
 
 
 def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult) -> None:
@@ -146,10 +158,12 @@ def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult)
 
 
 class LocalExecutor:
-    """`--jobs N` scoring processes on this machine (N=1: in this process)."""
+    """`--jobs N` scoring processes on this machine (N=1: in this process). `worker_factory` makes the workers
+    (picklable by name when N > 1)."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, worker_factory: WorkerFactory = Worker) -> None:
         self.jobs = max(1, jobs)
+        self.worker_factory = worker_factory
 
     def run(
         self,
@@ -160,7 +174,7 @@ class LocalExecutor:
     ) -> Iterator[list[SubmissionResult]]:
         if self.jobs == 1:
             for chunk in chunks:
-                yield grade_chunk(spec, chunk, options, on_result=on_graded)
+                yield grade_chunk(spec, chunk, options, on_result=on_graded, worker_factory=self.worker_factory)
             return
         # Scoring processes are forks of a fork server that has imported torch, pytest and the grader once,
         # instead of N fresh interpreters importing them each (~2.5 s apiece). The fork server holds no
@@ -174,7 +188,9 @@ class LocalExecutor:
         try:
             with main_module_hidden():  # the pool starts its processes here: not from an instructor's script
                 pending: set[Future[Any]] = {
-                    pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded)
+                    pool.submit(
+                        _grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded, self.worker_factory
+                    )
                     for chunk in chunks
                 }
             while pending:

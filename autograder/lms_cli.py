@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from autograder import lms, pages
+from autograder.options import options_from_args
 from autograder.results import atomic_write
 from autograder.spec import load_assignment
 
@@ -58,13 +59,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
     """Grade the one submission Gradescope put in --submission-dir; write its results.json."""
-    from autograder.cli import _options
     from autograder.grader import GradingError, grade
 
     found = sorted(p for p in args.submission_dir.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
     if not found:
         raise GradingError(f"{args.submission_dir}: no notebook (.ipynb) or .py file was submitted")
-    report = grade(args.assignment, [found[0]], out_dir=None, options=_options(args), jobs=1)
+    report = grade(args.assignment, [found[0]], out_dir=None, options=options_from_args(args), jobs=1)
     atomic_write(args.results_file, json.dumps(lms.gradescope_results(report.results[0]), indent=2) + "\n")
     console.print(f"{found[0].name}: {lms.summary_line(report.results[0])}")
 

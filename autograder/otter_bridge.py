@@ -64,7 +64,7 @@ def grade_cells(
 ) -> SubmissionResult:
     """Grade notebook cells with the native grader (student code in isolated workers, as always)."""
     from autograder.grader import grade_chunk
-    from autograder.pytest_plugin import GradingOptions
+    from autograder.options import GradingOptions
     from autograder.spec import load_assignment
     from autograder.submission import Cell, Submission, strip_magics
 

@@ -29,6 +29,7 @@ Assignment = str | Path | AssignmentSpec
 
 PLUGIN = "autograder.otter_bridge.NativeScores"
 
+
 # -- master notebooks ---------------------------------------------------------------------------------------------
 def _with_solution_markers(source: str, names: Sequence[str]) -> tuple[str, str]:
     """(header, exercise code) of a reference module: the exercise's definitions with each function body (after

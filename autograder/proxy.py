@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import io
 import multiprocessing
 import os
@@ -108,33 +109,16 @@ def main_module_hidden() -> Iterator[None]:
 class Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(
-        self,
-        threads: int = 1,
-        env: dict[str, str] | None = None,
-        hidden: tuple[str, ...] = (),
-        memory_mb: int | None = None,
-        cpu_seconds: int | None = None,
-        cap_address_space: bool = True,
-        cuda_index: int | None = None,
-        gpu_memory_fraction: float | None = None,
-        helpers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
+    def __init__(self, config: WorkerConfig | None = None) -> None:
+        config = config or WorkerConfig()
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
-        self.memory_mb = memory_mb
-        config = WorkerConfig(
+        self.memory_mb = config.memory_mb
+        config = dataclasses.replace(
+            config,
             scratch=self.scratch,
-            threads=threads,
             hidden_paths=(str(PROJECT_ROOT), os.getcwd()),
-            hidden_dirs=sandbox.hideable((*hidden, *default_hidden())),
-            memory_mb=memory_mb,
-            cap_address_space=cap_address_space,
-            cpu_seconds=cpu_seconds,
-            cuda_index=cuda_index,
-            gpu_memory_fraction=gpu_memory_fraction,
-            helpers=helpers,
+            hidden_dirs=sandbox.hideable((*config.hidden_dirs, *default_hidden())),
         )
-        config.env.update(env or {})
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")

@@ -8,16 +8,13 @@ points and visibility. Without `--submission` (and outside the grader) the plugi
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-import math
 import sys
 import time
 import traceback
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,203 +23,17 @@ import pytest
 import torch
 
 from autograder import messages
-from autograder.proxy import (
-    MissingSymbol,
-    StudentError,
-    StudentProxy,
-    SubmissionUnreadable,
-    Worker,
-    WorkerLost,
-    decode,
-)
+from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
+from autograder.proxy import MissingSymbol, StudentError, StudentProxy, SubmissionUnreadable, Worker, WorkerLost
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
+from autograder.session import SubmissionSession, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions
-from autograder.worker import MAX_FILE_BYTES
 
 PLUGIN_NAME = "autograder-grading"
 _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
 _POINTS_KEY = pytest.StashKey[float]()
 SUBMISSION_ID = "submission{index}"
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MEMORY_MB = 4096
-DEFAULT_CPU_SECONDS = 900
-DEFAULT_BUDGET = 600.0
-MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
-MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
-
-
-@dataclass(frozen=True)
-class GradingOptions:
-    device: str = "cpu"  # already resolved: "cpu", "cuda" or "cuda:N"
-    timeout: float = DEFAULT_TIMEOUT  # seconds for loading the code, and for each call a check makes
-    execute: str = "definitions"  # or "all"
-    threads: int = 1  # torch threads inside each worker
-    memory_mb: int | None = DEFAULT_MEMORY_MB  # resident memory a worker may use (None: no limit)
-    cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
-    budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
-    hidden: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
-    gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
-
-
-def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
-    """With `--device cuda` and several GPUs, a chunk of submissions goes to one of them, chosen by `key`."""
-    count = torch.cuda.device_count() if options.device == "cuda" else 0
-    if count <= 1:
-        return options
-    return dataclasses.replace(options, device=f"cuda:{zlib.crc32(key.encode()) % count}")
-
-
-def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
-    """Workers that share a GPU (more scoring processes than GPUs) each get an equal share of its memory."""
-    if not options.device.startswith("cuda") or options.gpu_memory_fraction:
-        return options
-    count = max(1, torch.cuda.device_count()) if options.device == "cuda" else 1
-    sharing = math.ceil(max(1, jobs) / count)
-    return dataclasses.replace(options, gpu_memory_fraction=round(0.9 / sharing, 3)) if sharing > 1 else options
-
-
-def cuda_index(device: str) -> int | None:
-    """The GPU a worker grading on `device` uses: "cuda" is the first (torch.cuda.set_device needs an index)."""
-    if not device.startswith("cuda"):
-        return None
-    return torch.device(device).index or 0
-
-
-def resolve_device(requested: str) -> str:
-    """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(messages.NO_CUDA)
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise ValueError(messages.BAD_DEVICE.format(device=requested))
-    return requested
-
-
-class SubmissionSession:
-    """One submission being graded: its worker (restarted after a loss) and what its code defined."""
-
-    def __init__(self, submission: Submission, options: GradingOptions) -> None:
-        self.submission = submission
-        self.options = options
-        self.worker: Worker | None = None
-        self.defined: set[str] = set()
-        self.load_errors: list[str] = []
-        self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
-        self.restarts = 0
-        self.exercise = ""  # the exercise whose check is running
-        self.call_seed = 0  # seeds every call into student code during the running check
-        self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
-        self.started = time.perf_counter()
-        self.output = ""
-        self.output_truncated = False  # the worker printed past the cap, and the rest was dropped
-        self.sandbox = ""
-        self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
-        self.skip_errors: list[str] = []
-        self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
-        self.helpers: tuple[tuple[str, str], ...] = ()  # the assignment's helpers module, for workers to rebuild
-
-    def ensure_worker(self) -> None:
-        if self.submission.error:
-            raise SubmissionUnreadable(self.submission.error)
-        if self.fatal is not None:
-            raise WorkerLost(self.fatal.kind, self.fatal.args[0], self.fatal.detail)
-        if self.worker is not None and self.worker.alive:
-            return
-        if self.worker is not None:
-            self.restarts += 1
-            if self.restarts > MAX_RESTARTS:
-                self.fatal = WorkerLost("crash", messages.TOO_MANY_RESTARTS.format(n=MAX_RESTARTS))
-                raise self.fatal
-        options = self.options
-        cells = [(cell.index, cell.source) for cell in self.submission.cells]
-        while True:
-            self.worker = Worker(
-                threads=options.threads,
-                hidden=options.hidden,
-                memory_mb=options.memory_mb,
-                cpu_seconds=options.cpu_seconds,
-                cap_address_space=options.device == "cpu",
-                cuda_index=cuda_index(options.device),
-                gpu_memory_fraction=options.gpu_memory_fraction,
-                helpers=self.helpers,
-            )
-            try:
-                skip = tuple((cell, number) for cell, number, _ in self.skipped)
-                reply = self.worker.request("load", cells, options.execute, skip, timeout=self._time_left())
-                break
-            except WorkerLost as lost:
-                where = self.worker.stopped_at
-                self._collect_output()
-                if lost.kind == "budget" or where is None or len(self.skipped) >= MAX_SKIPPED_STATEMENTS:
-                    self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost), lost.detail)
-                    raise self.fatal from None
-                # One statement hung or crashed the worker while the notebook was loading: leave it out, so
-                # that only what it defines is lost, and tell the student which one it was.
-                self.skipped.append(where)
-                self.skip_errors.append(messages.LOAD_STOPPED.format(cell=where[0], line=where[2], problem=lost))
-        if not reply["ok"]:
-            self.fatal = WorkerLost("crash", messages.student_raised("your notebook", reply["error"]))
-            raise self.fatal
-        loaded = reply["value"]
-        self.sandbox = loaded.get("sandbox", "")
-        self.defined = set(loaded["defined"])
-        if self.restarts == 0:
-            self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]
-
-    def _time_left(self) -> float:
-        """The per-call timeout, or less when the submission's time budget is nearly spent."""
-        if self.options.budget is None:
-            return self.options.timeout
-        left = self.options.budget - (time.perf_counter() - self.started)
-        if left <= 0:
-            self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
-            raise self.fatal
-        return min(self.options.timeout, left)
-
-    def ask(self, op: str, *args: Any, call: str) -> Any:
-        assert self.worker is not None
-        limit = self._time_left()
-        try:
-            reply = self.worker.request(op, *args, timeout=limit)
-        except WorkerLost as lost:
-            self._collect_output()
-            if lost.kind == "timeout" and limit < self.options.timeout:
-                assert self.options.budget is not None
-                self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
-                lost = self.fatal
-            error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})", lost.detail)
-            self.lost.setdefault(self.exercise, error)
-            raise error from None
-        if not reply["ok"]:
-            if reply["error"].get("type") == "OutOfMemoryError":
-                # The worker's GPU memory may stay held by what the student's code kept: like a worker over its
-                # memory limit on the CPU, it is replaced, and only this exercise pays.
-                self._collect_output()
-                self.worker.stop()
-                error = WorkerLost("memory", f"{messages.GPU_MEMORY} (while the grader called {call})")
-                self.lost.setdefault(self.exercise, error)
-                raise error
-            raise StudentError(call, reply["error"])
-        return decode(self, reply["value"])
-
-    def close(self) -> None:
-        if self.worker is not None:
-            self._collect_output()
-            if self.worker.alive:
-                try:
-                    reply = self.worker.request("stats", timeout=5)
-                    self.peak_rss_mb = max(self.peak_rss_mb, float(reply["value"]["peak_rss_mb"]))
-                except (WorkerLost, KeyError, TypeError):
-                    pass
-            self.worker.stop()
-            self.worker = None
-
-    def _collect_output(self) -> None:
-        if self.worker is not None:
-            self.output = (self.output + self.worker.output_tail())[-2000:]
-            self.output_truncated |= self.worker.output_size() >= MAX_FILE_BYTES
 
 
 class GradingPlugin:
@@ -236,8 +47,10 @@ class GradingPlugin:
         spec: AssignmentSpec | None = None,
         public_only: bool = False,
         exercises: Sequence[str] | None = None,
+        worker_factory: WorkerFactory = Worker,
     ) -> None:
         self.submissions = submissions
+        self.worker_factory = worker_factory  # makes each submission's workers (a benchmark may run code in-process)
         self.public_only = public_only
         self.exercises = tuple(exercises) if exercises is not None else None  # grade only these
         self.fatal_error = ""  # a problem with the checks themselves: no submission can be graded
@@ -403,7 +216,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.fixture(scope="session")
 def submission_session(request: pytest.FixtureRequest) -> Iterator[SubmissionSession]:
     plugin = _require_plugin(request.config)
-    session = SubmissionSession(plugin.submissions[request.param], plugin.options)
+    session = SubmissionSession(plugin.submissions[request.param], plugin.options, plugin.worker_factory)
     yield session
     plugin.finish(session)
 

@@ -36,20 +36,27 @@ sandbox.protect_this_process()  # the fork server preloads this module: its memo
 CELL_FILENAME = "<cell {index}>"
 
 
+WORKER_ENV = {"MPLBACKEND": "Agg"}  # plots render nowhere
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
-    scratch: str  # working directory of the worker, removed by the parent afterwards
+    """How a worker is set up: derived from the grading options (`options.worker_config`), or written out by a
+    test; `proxy.Worker` completes it with the worker's scratch folder and what no worker may see."""
+
     threads: int = 1
-    hidden_paths: tuple[str, ...] = ()  # sys.path entries the worker must not import from
-    blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
-    env: dict[str, str] = field(default_factory=lambda: {"MPLBACKEND": "Agg"})  # plots render nowhere
     hidden_dirs: tuple[str, ...] = ()  # files and folders the worker must not see at all (see sandbox.py)
     memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
-    cap_address_space: bool = False  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
+    cap_address_space: bool = True  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
     cpu_seconds: int | None = None  # CPU time of the whole worker
     cuda_index: int | None = None  # the GPU this worker uses, initialised before the sandbox closes
     gpu_memory_fraction: float | None = None  # this worker's share of the GPU's memory, when workers share one
     helpers: tuple[tuple[str, str], ...] = ()  # (module name, source) of the assignment's helpers module
+    env: dict[str, str] = field(default_factory=dict)  # environment variables besides WORKER_ENV
+    # Filled in by proxy.Worker as it starts the process:
+    scratch: str = ""  # working directory of the worker, removed by the parent afterwards
+    hidden_paths: tuple[str, ...] = ()  # sys.path entries the worker must not import from
+    blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
 
 
 class Handle:
@@ -91,7 +98,7 @@ def _isolate(config: WorkerConfig) -> str:
     returns the sandbox level in place."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
     sandbox.name_this_process("ag-worker")
-    os.environ.update(config.env)
+    os.environ.update({**WORKER_ENV, **config.env})
     # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
     for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
         os.environ[name] = config.scratch

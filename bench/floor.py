@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autograder import pytest_plugin
-from autograder.grader import grade
-from autograder.pytest_plugin import GradingOptions
-from autograder.worker import _State
+from autograder.grader import LocalExecutor, grade
+from autograder.options import GradingOptions
+from autograder.worker import WorkerConfig, _State, describe_exception
 from bench.generate import make_class
 
 
 class InProcessWorker:
-    """The worker's operations, run in this process: the cost of the checks and the student code alone."""
+    """The worker's operations, run in this process: the cost of the checks and the student code alone. A
+    `session.StudentRunner`, made by the grader in place of `proxy.Worker` (its config is not needed here)."""
 
-    def __init__(self, **_: Any) -> None:
+    def __init__(self, config: WorkerConfig) -> None:
         self.state = _State()
         self.alive = True
         self.stopped_at = None
@@ -37,8 +37,6 @@ class InProcessWorker:
             value = self.state.encode(getattr(self.state, f"op_{op}")(*args))
             return {"seq": self.seq, "ok": True, "value": value}
         except Exception as exc:
-            from autograder.worker import describe_exception
-
             return {"seq": self.seq, "ok": False, "error": describe_exception(exc)}
 
     def stop(self) -> None:
@@ -47,17 +45,15 @@ class InProcessWorker:
     def output_tail(self, limit: int = 2000) -> str:
         return ""
 
+    def output_size(self) -> int:
+        return 0  # its prints go to this process's own output
+
 
 def measure(folder: Path, in_process: bool) -> tuple[float, list[float]]:
-    real = pytest_plugin.Worker
-    if in_process:
-        pytest_plugin.Worker = InProcessWorker  # type: ignore[misc,assignment]
-    try:
-        started = time.perf_counter()
-        report = grade("mlp", [folder], out_dir=None, options=GradingOptions(), jobs=1)
-        return time.perf_counter() - started, [r.score for r in report.results]
-    finally:
-        pytest_plugin.Worker = real  # type: ignore[misc]
+    executor = LocalExecutor(1, worker_factory=InProcessWorker) if in_process else LocalExecutor(1)
+    started = time.perf_counter()
+    batch = grade("mlp", [folder], out_dir=None, options=GradingOptions(), executor=executor, jobs=1)
+    return time.perf_counter() - started, [r.score for r in batch.results]
 
 
 def main(argv: list[str] | None = None) -> int:

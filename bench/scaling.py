@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from autograder.grader import grade
-from autograder.pytest_plugin import GradingOptions, resolve_device
+from autograder.options import GradingOptions, resolve_device
 from bench.generate import make_class
 
 

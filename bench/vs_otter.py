@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder.grader import grade
+from autograder.options import GradingOptions
 from autograder.otter_build import build
-from autograder.pytest_plugin import GradingOptions
 from bench.generate import make_class
 
 

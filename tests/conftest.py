@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from autograder.grader import grade_chunk
+from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
-from autograder.pytest_plugin import GradingOptions
 from autograder.results import SubmissionResult
 from autograder.spec import load_assignment
 from autograder.submission import load_submissions, notebook_bytes

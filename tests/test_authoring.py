@@ -10,8 +10,8 @@ import pytest
 from autograder import messages
 from autograder.authoring import new_assignment, template_source, validate
 from autograder.grader import grade
+from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
-from autograder.pytest_plugin import GradingOptions
 from autograder.spec import load_assignment
 
 from .conftest import run_cli, write_notebook

@@ -8,7 +8,7 @@ import torch
 
 from autograder import messages
 from autograder.grader import grade
-from autograder.pytest_plugin import GradingOptions
+from autograder.options import GradingOptions
 
 from .conftest import EXAMPLES, grade_paths, write_notebook
 from .test_mutation import SUITES, source

@@ -17,8 +17,8 @@ import pytest
 
 from autograder import messages
 from autograder.grader import grade
+from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
-from autograder.pytest_plugin import GradingOptions
 
 from .conftest import write_notebook
 from .mutants import mlp
@@ -193,9 +193,9 @@ def test_workers_ran_in_the_strongest_sandbox_this_machine_allows(batch):
 
 def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
     from autograder.proxy import Worker, WorkerLost
-    from autograder.worker import GlobalRef
+    from autograder.worker import GlobalRef, WorkerConfig
 
-    worker = Worker(memory_mb=512, cap_address_space=False)  # as on CUDA: resident memory watched only
+    worker = Worker(WorkerConfig(memory_mb=512, cap_address_space=False))  # as on CUDA: resident memory watched only
     try:
         code = "def hoard():\n    kept = []\n    while True:\n        kept.append(bytearray(2**24))\n"
         assert worker.request("load", [(0, code)], "all", timeout=30)["ok"]
@@ -209,9 +209,9 @@ def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
 
 def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_network():
     from autograder.proxy import Worker
-    from autograder.worker import GlobalRef
+    from autograder.worker import GlobalRef, WorkerConfig
 
-    worker = Worker(env={"AUTOGRADER_NO_NAMESPACES": "1"})
+    worker = Worker(WorkerConfig(env={"AUTOGRADER_NO_NAMESPACES": "1"}))
     try:
         code = (
             "import os\ndef attempt(what):\n    try:\n        return repr(eval(what))\n"
@@ -259,13 +259,13 @@ def test_the_environments_native_code_loads_but_a_library_of_the_students_own_do
     import sysconfig
 
     from autograder.proxy import Worker
-    from autograder.worker import GlobalRef
+    from autograder.worker import GlobalRef, WorkerConfig
 
     installed = next(Path(importlib.util.find_spec("torchvision").origin).parent.glob("*.so"))  # e.g. _C*.so
     extension = next(Path(sysconfig.get_paths()["platstdlib"]).rglob("_bisect*.so"), None) or next(
         Path(sys.base_prefix).rglob("lib-dynload/_bisect*.so")
     )
-    worker = Worker(env={"AUTOGRADER_NO_NAMESPACES": "1"} if layer == "audit-hook" else {})
+    worker = Worker(WorkerConfig(env={"AUTOGRADER_NO_NAMESPACES": "1"} if layer == "audit-hook" else {}))
     try:
         assert worker.request("load", [(0, NATIVE_PROBE)], "all", timeout=60)["ok"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from autograder import lms
 from autograder.grader import grade
-from autograder.pytest_plugin import GradingOptions
+from autograder.options import GradingOptions
 
 from .conftest import EXAMPLES, run_cli
 

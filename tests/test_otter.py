@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from autograder.grader import grade
+from autograder.options import GradingOptions
 from autograder.otter_build import fill_in_solutions, master_notebook, master_path
 from autograder.paths import builtin_names
-from autograder.pytest_plugin import GradingOptions
 
 from .conftest import EXAMPLES, run_cli
 

@@ -7,7 +7,7 @@ import pytest
 
 from autograder import messages
 from autograder.grader import GradingError, grade_chunk
-from autograder.pytest_plugin import GradingOptions
+from autograder.options import GradingOptions
 from autograder.spec import load_assignment
 from autograder.submission import load_submissions
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autograder.grader import DaskExecutor, grade
+from autograder.options import GradingOptions
 from autograder.paths import builtin_names
-from autograder.pytest_plugin import GradingOptions
 from autograder.results import SubmissionResult
 
 from .conftest import EXAMPLES
@@ -58,7 +58,7 @@ def test_jobs_1_jobs_2_and_dask_give_identical_results(assignment, dask_client, 
 def test_several_gpus_share_the_chunks_and_one_gpu_is_shared_by_memory(monkeypatch):
     import torch
 
-    from autograder.pytest_plugin import gpu_share, place_on_gpu
+    from autograder.options import gpu_share, place_on_gpu
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     options = GradingOptions(device="cuda")

@@ -165,7 +165,7 @@ def test_a_script_without_a_main_guard_can_call_the_grader(tmp_path, jobs):
     script = tmp_path / "grade_my_class.py"
     script.write_text(
         "from pathlib import Path\nfrom autograder.grader import grade\n"
-        "from autograder.pytest_plugin import GradingOptions\n"
+        "from autograder.options import GradingOptions\n"
         f"batch = grade('mlp', [Path({str(tmp_path / 'sub.py')!r})], out_dir=None, options=GradingOptions(), "
         f"jobs={jobs})\n"
         "print('SCORE', batch.results[0].exercise('cross_entropy_loss').score)\n"
@@ -216,10 +216,11 @@ def test_a_worker_that_dies_before_its_first_request_is_lost_not_too_large():
     import torch
 
     from autograder.proxy import Worker, WorkerLost
+    from autograder.worker import WorkerConfig
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU, so a worker on it starts")
-    worker = Worker(cuda_index=0)
+    worker = Worker(WorkerConfig(cuda_index=0))
     with pytest.raises(WorkerLost) as lost:
         worker.request("load", [(1, "x = 1")], "definitions", (), timeout=60)
     assert lost.value.kind == "setup"

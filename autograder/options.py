@@ -1,0 +1,136 @@
+"""Grading options: their defaults, the device a batch grades on and each worker's share of it, options from the
+command line, and what a worker is set up with (derived here, once, from the options)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from autograder import messages
+from autograder.worker import WorkerConfig
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_CPU_SECONDS = 900
+DEFAULT_BUDGET = 600.0
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    device: str = "cpu"  # already resolved: "cpu", "cuda" or "cuda:N"
+    timeout: float = DEFAULT_TIMEOUT  # seconds for loading the code, and for each call a check makes
+    execute: str = "definitions"  # or "all"
+    threads: int = 1  # torch threads inside each worker
+    memory_mb: int | None = DEFAULT_MEMORY_MB  # resident memory a worker may use (None: no limit)
+    cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
+    budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
+    hidden: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
+    gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
+
+
+# -- devices --------------------------------------------------------------------------------------------------------
+def resolve_device(requested: str) -> str:
+    """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(messages.NO_CUDA)
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(messages.BAD_DEVICE.format(device=requested))
+    return requested
+
+
+def cuda_index(device: str) -> int | None:
+    """The GPU a worker grading on `device` uses: "cuda" is the first (torch.cuda.set_device needs an index)."""
+    if not device.startswith("cuda"):
+        return None
+    return torch.device(device).index or 0
+
+
+def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
+    """With `--device cuda` and several GPUs, a chunk of submissions goes to one of them, chosen by `key`."""
+    count = torch.cuda.device_count() if options.device == "cuda" else 0
+    if count <= 1:
+        return options
+    return dataclasses.replace(options, device=f"cuda:{zlib.crc32(key.encode()) % count}")
+
+
+def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
+    """Workers that share a GPU (more scoring processes than GPUs) each get an equal share of its memory."""
+    if not options.device.startswith("cuda") or options.gpu_memory_fraction:
+        return options
+    count = max(1, torch.cuda.device_count()) if options.device == "cuda" else 1
+    sharing = math.ceil(max(1, jobs) / count)
+    return dataclasses.replace(options, gpu_memory_fraction=round(0.9 / sharing, 3)) if sharing > 1 else options
+
+
+# -- what a worker gets ---------------------------------------------------------------------------------------------
+def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] = ()) -> WorkerConfig:
+    """The set-up of every worker that runs a submission graded with `options`; `helpers` is the assignment's
+    helpers module as (name, source). `Worker` completes it with its scratch folder."""
+    return WorkerConfig(
+        threads=options.threads,
+        hidden_dirs=options.hidden,
+        memory_mb=options.memory_mb,
+        cap_address_space=options.device == "cpu",  # CUDA maps far more address space than it uses
+        cpu_seconds=options.cpu_seconds,
+        cuda_index=cuda_index(options.device),
+        gpu_memory_fraction=options.gpu_memory_fraction,
+        helpers=helpers,
+    )
+
+
+# -- from the command line ------------------------------------------------------------------------------------------
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that runs student code (`grade`, `check`, `demo`, `gradescope`)."""
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds per call into student code ({DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        help=f"seconds for all the checks of one submission, 0 for no limit ({DEFAULT_BUDGET:g})",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        help=f"MiB of memory per worker, 0 for no limit ({DEFAULT_MEMORY_MB})",
+    )
+    parser.add_argument(
+        "--cpu-time",
+        type=int,
+        default=DEFAULT_CPU_SECONDS,
+        help=f"CPU seconds per worker, 0 for no limit ({DEFAULT_CPU_SECONDS})",
+    )
+    parser.add_argument(
+        "--execute",
+        choices=("definitions", "all"),
+        default="definitions",
+        help="run only definitions (default) or every cell, as otter does",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> GradingOptions:
+    """GradingOptions from the arguments `add_run_options` added; raises ValueError for a negative limit."""
+    for name in ("timeout", "budget", "memory", "cpu_time"):
+        if getattr(args, name) < 0 or (name == "timeout" and args.timeout == 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number")
+    return GradingOptions(
+        device=resolve_device(args.device),
+        timeout=args.timeout,
+        execute=args.execute,
+        budget=args.budget or None,
+        memory_mb=args.memory or None,
+        cpu_seconds=args.cpu_time or None,
+    )

@@ -1,0 +1,155 @@
+"""One submission being graded: its worker's life (started, restarted after a loss, stopped), the submission's time
+budget, and what its code printed. The worker comes from a factory, the real `Worker` unless a caller (a benchmark)
+passes another."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from autograder import messages
+from autograder.options import GradingOptions, worker_config
+from autograder.proxy import StudentError, SubmissionUnreadable, Worker, WorkerLost, decode
+from autograder.submission import Submission
+from autograder.worker import MAX_FILE_BYTES, WorkerConfig
+
+MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
+MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
+
+
+class StudentRunner(Protocol):
+    """What a session needs of a worker: `proxy.Worker`, or a stand-in such as bench.floor's in-process one."""
+
+    stopped_at: tuple[int, int, int] | None  # (cell, statement, line) it was loading when it stopped
+
+    @property
+    def alive(self) -> bool: ...
+
+    def request(self, op: str, *args: Any, timeout: float) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    def output_tail(self, limit: int = 2000) -> str: ...
+
+    def output_size(self) -> int: ...
+
+
+WorkerFactory = Callable[[WorkerConfig], StudentRunner]
+
+
+class SubmissionSession:
+    """One submission being graded: its worker (restarted after a loss) and what its code defined."""
+
+    def __init__(self, submission: Submission, options: GradingOptions, worker_factory: WorkerFactory = Worker) -> None:
+        self.submission = submission
+        self.options = options
+        self.worker_factory = worker_factory
+        self.worker: StudentRunner | None = None
+        self.defined: set[str] = set()
+        self.load_errors: list[str] = []
+        self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
+        self.restarts = 0
+        self.exercise = ""  # the exercise whose check is running
+        self.call_seed = 0  # seeds every call into student code during the running check
+        self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
+        self.started = time.perf_counter()
+        self.output = ""
+        self.output_truncated = False  # the worker printed past the cap, and the rest was dropped
+        self.sandbox = ""
+        self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
+        self.skip_errors: list[str] = []
+        self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
+        self.helpers: tuple[tuple[str, str], ...] = ()  # the assignment's helpers module, for workers to rebuild
+
+    def ensure_worker(self) -> None:
+        if self.submission.error:
+            raise SubmissionUnreadable(self.submission.error)
+        if self.fatal is not None:
+            raise WorkerLost(self.fatal.kind, self.fatal.args[0], self.fatal.detail)
+        if self.worker is not None and self.worker.alive:
+            return
+        if self.worker is not None:
+            self.restarts += 1
+            if self.restarts > MAX_RESTARTS:
+                self.fatal = WorkerLost("crash", messages.TOO_MANY_RESTARTS.format(n=MAX_RESTARTS))
+                raise self.fatal
+        cells = [(cell.index, cell.source) for cell in self.submission.cells]
+        config = worker_config(self.options, self.helpers)
+        while True:
+            self.worker = self.worker_factory(config)
+            try:
+                skip = tuple((cell, number) for cell, number, _ in self.skipped)
+                reply = self.worker.request("load", cells, self.options.execute, skip, timeout=self._time_left())
+                break
+            except WorkerLost as lost:
+                where = self.worker.stopped_at
+                self._collect_output()
+                if lost.kind == "budget" or where is None or len(self.skipped) >= MAX_SKIPPED_STATEMENTS:
+                    self.fatal = WorkerLost(lost.kind, messages.WHILE_LOADING + " " + str(lost), lost.detail)
+                    raise self.fatal from None
+                # One statement hung or crashed the worker while the notebook was loading: leave it out, so
+                # that only what it defines is lost, and tell the student which one it was.
+                self.skipped.append(where)
+                self.skip_errors.append(messages.LOAD_STOPPED.format(cell=where[0], line=where[2], problem=lost))
+        if not reply["ok"]:
+            self.fatal = WorkerLost("crash", messages.student_raised("your notebook", reply["error"]))
+            raise self.fatal
+        loaded = reply["value"]
+        self.sandbox = loaded.get("sandbox", "")
+        self.defined = set(loaded["defined"])
+        if self.restarts == 0:
+            self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]
+
+    def _time_left(self) -> float:
+        """The per-call timeout, or less when the submission's time budget is nearly spent."""
+        if self.options.budget is None:
+            return self.options.timeout
+        left = self.options.budget - (time.perf_counter() - self.started)
+        if left <= 0:
+            self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
+            raise self.fatal
+        return min(self.options.timeout, left)
+
+    def ask(self, op: str, *args: Any, call: str) -> Any:
+        assert self.worker is not None
+        limit = self._time_left()
+        try:
+            reply = self.worker.request(op, *args, timeout=limit)
+        except WorkerLost as lost:
+            self._collect_output()
+            if lost.kind == "timeout" and limit < self.options.timeout:
+                assert self.options.budget is not None
+                self.fatal = WorkerLost("budget", messages.BUDGET.format(seconds=f"{self.options.budget:g} s"))
+                lost = self.fatal
+            error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})", lost.detail)
+            self.lost.setdefault(self.exercise, error)
+            raise error from None
+        if not reply["ok"]:
+            if reply["error"].get("type") == "OutOfMemoryError":
+                # The worker's GPU memory may stay held by what the student's code kept: like a worker over its
+                # memory limit on the CPU, it is replaced, and only this exercise pays.
+                self._collect_output()
+                self.worker.stop()
+                error = WorkerLost("memory", f"{messages.GPU_MEMORY} (while the grader called {call})")
+                self.lost.setdefault(self.exercise, error)
+                raise error
+            raise StudentError(call, reply["error"])
+        return decode(self, reply["value"])
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self._collect_output()
+            if self.worker.alive:
+                try:
+                    reply = self.worker.request("stats", timeout=5)
+                    self.peak_rss_mb = max(self.peak_rss_mb, float(reply["value"]["peak_rss_mb"]))
+                except (WorkerLost, KeyError, TypeError):
+                    pass
+            self.worker.stop()
+            self.worker = None
+
+    def _collect_output(self) -> None:
+        if self.worker is not None:
+            self.output = (self.output + self.worker.output_tail())[-2000:]
+            self.output_truncated |= self.worker.output_size() >= MAX_FILE_BYTES
