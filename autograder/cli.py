@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             cmd_demo(args, console)
         elif args.command == "build":
-            from autograder.otter_build import build
+            from autograder.otterkit.build import build
 
             for name, (student, bundle) in build(args.assignments, args.out, not args.no_trusted_scores).items():
                 console.print(f"{name}: student notebook {student}, autograder zip {bundle}")
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "similarity":
             cmd_similarity(args, console)
         elif args.command in ("intake", "export", "feedback", "report", "gradescope", "gradescope-zip"):
-            from autograder import lms_cli
+            from autograder.lms import cli as lms_cli
 
             getattr(lms_cli, f"cmd_{args.command.replace('-', '_')}")(args, console)
         else:

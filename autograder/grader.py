@@ -21,15 +21,16 @@ from typing import Any, Protocol
 
 import pytest
 
-from autograder import messages, sandbox
+from autograder import messages
 from autograder.options import GradingOptions, gpu_share, place_on_gpu
-from autograder.proxy import Worker, main_module_hidden
 from autograder.pytest_plugin import PLUGIN_NAME, GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
+from autograder.runner import sandbox
+from autograder.runner.proxy import Worker, main_module_hidden
+from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import Submission, load_submissions
-from autograder.worker import exact_float32
 
 GRADING_INI = Path(__file__).with_name("grading_pytest.ini")
 MAX_CHUNK = 8

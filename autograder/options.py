@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from autograder import messages
-from autograder.worker import WorkerConfig
+from autograder.runner.worker import WorkerConfig
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 4096

@@ -24,8 +24,8 @@ import torch
 
 from autograder import messages
 from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
-from autograder.proxy import MissingSymbol, StudentError, StudentProxy, SubmissionUnreadable, Worker, WorkerLost
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
+from autograder.runner.proxy import MissingSymbol, StudentError, StudentProxy, SubmissionUnreadable, Worker, WorkerLost
 from autograder.session import SubmissionSession, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from autograder import messages
 from autograder.options import GradingOptions, worker_config
-from autograder.proxy import StudentError, SubmissionUnreadable, Worker, WorkerLost, decode
+from autograder.runner.proxy import StudentError, SubmissionUnreadable, Worker, WorkerLost, decode
+from autograder.runner.worker import MAX_FILE_BYTES, WorkerConfig
 from autograder.submission import Submission
-from autograder.worker import MAX_FILE_BYTES, WorkerConfig
 
 MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
 MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss

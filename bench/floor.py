@@ -17,7 +17,7 @@ from typing import Any
 
 from autograder.grader import LocalExecutor, grade
 from autograder.options import GradingOptions
-from autograder.worker import WorkerConfig, _State, describe_exception
+from autograder.runner.worker import WorkerConfig, _State, describe_exception
 from bench.generate import make_class
 
 

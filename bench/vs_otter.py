@@ -22,7 +22,7 @@ from pathlib import Path
 
 from autograder.grader import grade
 from autograder.options import GradingOptions
-from autograder.otter_build import build
+from autograder.otterkit.build import build
 from bench.generate import make_class
 
 

@@ -192,8 +192,8 @@ def test_workers_ran_in_the_strongest_sandbox_this_machine_allows(batch):
 
 
 def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
-    from autograder.proxy import Worker, WorkerLost
-    from autograder.worker import GlobalRef, WorkerConfig
+    from autograder.runner.proxy import Worker, WorkerLost
+    from autograder.runner.worker import GlobalRef, WorkerConfig
 
     worker = Worker(WorkerConfig(memory_mb=512, cap_address_space=False))  # as on CUDA: resident memory watched only
     try:
@@ -208,8 +208,8 @@ def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
 
 
 def test_without_namespaces_the_audit_hook_still_guards_files_processes_and_network():
-    from autograder.proxy import Worker
-    from autograder.worker import GlobalRef, WorkerConfig
+    from autograder.runner.proxy import Worker
+    from autograder.runner.worker import GlobalRef, WorkerConfig
 
     worker = Worker(WorkerConfig(env={"AUTOGRADER_NO_NAMESPACES": "1"}))
     try:
@@ -258,8 +258,8 @@ def test_the_environments_native_code_loads_but_a_library_of_the_students_own_do
     import sys
     import sysconfig
 
-    from autograder.proxy import Worker
-    from autograder.worker import GlobalRef, WorkerConfig
+    from autograder.runner.proxy import Worker
+    from autograder.runner.worker import GlobalRef, WorkerConfig
 
     installed = next(Path(importlib.util.find_spec("torchvision").origin).parent.glob("*.so"))  # e.g. _C*.so
     extension = next(Path(sysconfig.get_paths()["platstdlib"]).rglob("_bisect*.so"), None) or next(

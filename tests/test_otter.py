@@ -22,7 +22,7 @@ import yaml
 
 from autograder.grader import grade
 from autograder.options import GradingOptions
-from autograder.otter_build import fill_in_solutions, master_notebook, master_path
+from autograder.otterkit.build import fill_in_solutions, master_notebook, master_path
 from autograder.paths import builtin_names
 
 from .conftest import EXAMPLES, run_cli
@@ -73,7 +73,7 @@ def test_master_notebooks_are_in_step_with_the_checks():
         committed = nbformat.read(str(master_path(assignment)), as_version=4)
         fresh = master_notebook(assignment)
         assert [c.source for c in committed.cells] == [c.source for c in fresh.cells], (
-            f"{master_path(assignment)} is out of date: run python -m autograder.otter_build {assignment}"
+            f"{master_path(assignment)} is out of date: run python -m autograder.otterkit.build {assignment}"
         )
 
 
@@ -113,13 +113,13 @@ def test_the_zip_installs_the_project_from_inside_itself(built):
             assert pip[0] == f"otter-grader[grading,plugins]=={otter.__version__}"
             assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
             assert pip[-1] == f"/autograder/source/{wheel_name}"
-            assert config["plugins"] == [{"autograder.otter_bridge.NativeScores": {"assignment": assignment}}]
+            assert config["plugins"] == [{"autograder.otterkit.bridge.NativeScores": {"assignment": assignment}}]
             with zipfile.ZipFile(io.BytesIO(z.read(wheel_name))) as wheel:
                 inside = wheel.namelist()
         assert f"autograder/_data/reference_solutions/{assignment}.py" in inside
         assert f"autograder/_data/assignments/{assignment}/assignment.toml" in inside
         assert any(n.startswith(f"autograder/_data/assignments/{assignment}/checks/test_") for n in inside)
-        assert "autograder/otter_bridge.py" in inside
+        assert "autograder/otterkit/bridge.py" in inside
 
 
 def test_otter_run_scores_match_the_native_grader(built, tmp_path):

@@ -168,7 +168,7 @@ def test_code_that_mixes_devices_on_a_gpu_is_judged_on_the_cpu():
     import torch
 
     from autograder.checklib import on_any_device
-    from autograder.proxy import StudentError
+    from autograder.runner.proxy import StudentError
 
     def compare(device):
         if device.type == "cuda":

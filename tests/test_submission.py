@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from autograder import messages
-from autograder.definitions import split_statements
+from autograder.runner.definitions import split_statements
 from autograder.submission import load_submissions, strip_magics
 
 from .conftest import write_notebook

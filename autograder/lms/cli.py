@@ -69,6 +69,7 @@ def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
     console.print(f"{found[0].name}: {lms.summary_line(report.results[0])}")
 
 
+GRADESCOPE_DIR = Path(__file__).with_name("gradescope")  # the scripts Gradescope runs, beside this module
 GRADESCOPE_FILES = ("setup.sh", "run_autograder")
 PROJECT_PARTS = ("pyproject.toml", "README.md", "autograder", "assignments", "reference_solutions")
 
@@ -84,7 +85,7 @@ def cmd_gradescope_zip(args: argparse.Namespace, console: Console) -> None:
         for name in GRADESCOPE_FILES:
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
-            archive.writestr(info, (PROJECT_ROOT / "autograder" / "gradescope" / name).read_bytes())
+            archive.writestr(info, (GRADESCOPE_DIR / name).read_bytes())
         spec = load_assignment(args.assignment)
         archive.writestr("assignment.env", f"ASSIGNMENT={spec.name}\n")
         if not is_builtin(spec.folder):  # a course's own folder travels as one more assignment of the project

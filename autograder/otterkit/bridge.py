@@ -90,7 +90,7 @@ class NativeScores(AbstractOtterPlugin):  # type: ignore[misc,valid-type]
     """`after_grading` runs on the grading host, outside the student's kernel: it grades the executed notebook's
     code again with the native grader and replaces every test case's verdict and every question's score, so a
     submission that tampers with otter inside its kernel gains nothing. Configure it in the master notebook's
-    ASSIGNMENT CONFIG: `plugins: [{autograder.otter_bridge.NativeScores: {assignment: mlp}}]`."""
+    ASSIGNMENT CONFIG: `plugins: [{autograder.otterkit.bridge.NativeScores: {assignment: mlp}}]`."""
 
     def after_grading(self, results: Any) -> None:
         from otter.test_files.abstract_test import TestCaseResult

@@ -1,11 +1,11 @@
 """Otter packaging: master notebooks in otter-assign format, and `autograder build` (student notebook and
 autograder zip per assignment).
 
-The master notebook `<assignment folder>/<name>.ipynb` is written by `write_master` (python -m autograder.otter_build
+The master notebook `<assignment folder>/<name>.ipynb` is written by `write_master` (python -m autograder.otterkit.build
 [NAME or FOLDER...]): the assignment's intro and exercise statements (from its assignment.toml), the reference
 solutions between `# BEGIN SOLUTION` / `# END SOLUTION`, and one
 exception-based otter test case per native check (same points, public or hidden), each calling
-`autograder.otter_bridge.check`. tests/test_otter.py fails when a master is out of date with the checks.
+`autograder.otterkit.bridge.check`. tests/test_otter.py fails when a master is out of date with the checks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from autograder.spec import AssignmentSpec, load_assignment
 
 Assignment = str | Path | AssignmentSpec
 
-PLUGIN = "autograder.otter_bridge.NativeScores"
+PLUGIN = "autograder.otterkit.bridge.NativeScores"
 
 
 # -- master notebooks ---------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def _unmarked(code: str) -> str:
 
 def native_checks(spec: AssignmentSpec) -> dict[str, list[tuple[str, float, bool]]]:
     """(name, points, hidden) of every native check, by exercise, in grading order (from grading the solution)."""
-    from autograder.otter_bridge import grade_cells
+    from autograder.otterkit.bridge import grade_cells
 
     header, cells = solution_cells(spec)
     result = grade_cells([header, *(_unmarked(c) for c in cells.values())], spec)
@@ -107,7 +107,7 @@ def _test_cell(assignment: str, exercise: str, index: int, name: str, points: fl
         hidden: {str(hidden).lower()}
         """ # END TEST CONFIG
         def {function}(env):
-            from autograder.otter_bridge import check
+            from autograder.otterkit.bridge import check
             check(env, {assignment!r}, {exercise!r}, {name!r}, hidden={hidden})
         '''
     ).rstrip()
@@ -260,7 +260,7 @@ def build(assignments: Sequence[str | Path], out: Path, trusted_scores: bool = T
             assignment = spec.name
             master = master_path(spec)
             if not master.exists():
-                raise BuildError(f"{master}: no master notebook (python -m autograder.otter_build {spec.folder})")
+                raise BuildError(f"{master}: no master notebook (python -m autograder.otterkit.build {spec.folder})")
             work = Path(tmp) / assignment
             work.mkdir()
             nb = nbformat.read(str(master), as_version=4)

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from autograder import messages, sandbox
+from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
-from autograder.worker import (
+from autograder.runner import sandbox
+from autograder.runner.worker import (
     MAX_REPLY_BYTES,
     OUTPUT_FILE,
     SETUP_FAILED_EXIT,
@@ -71,7 +72,7 @@ def _context() -> multiprocessing.context.ForkServerContext:
     # re-import per submission, and none of the scoring process's state (references, checks) in the child.
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, multiprocessing.context.ForkServerContext)
-    context.set_forkserver_preload(["autograder.worker"])
+    context.set_forkserver_preload(["autograder.runner.worker"])
     _reuse_parent_fork_server()
     return context
 

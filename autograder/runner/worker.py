@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from autograder import sandbox
-from autograder.definitions import split_statements
+from autograder.runner import sandbox
+from autograder.runner.definitions import split_statements
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024  # what the worker may print or write to any one file
