@@ -188,7 +188,7 @@ def validate(assignment: str | Path) -> Validation:
     from autograder.submission import load_submissions
 
     spec = load_assignment(assignment)
-    report = Validation(spec)
+    validation = Validation(spec)
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
         reference = Path(tmp) / "reference.py"
         template = Path(tmp) / "template.py"
@@ -197,11 +197,11 @@ def validate(assignment: str | Path) -> Validation:
         try:
             ref_result, tpl_result = grade_chunk(spec, load_submissions([reference, template]), GradingOptions())
         except GradingError as exc:
-            report.problems.append(str(exc))
-            return report
-    report.reference_score, report.template_score = ref_result.score, tpl_result.score
+            validation.problems.append(str(exc))
+            return validation
+    validation.reference_score, validation.template_score = ref_result.score, tpl_result.score
     for error in ref_result.errors:
-        report.problems.append(messages.VALIDATE_REFERENCE_ERROR.format(error=error))
+        validation.problems.append(messages.VALIDATE_REFERENCE_ERROR.format(error=error))
     for exercise, empty in zip(ref_result.exercises, tpl_result.exercises, strict=True):
         lost = [
             f"{t.name}: {t.message.splitlines()[0] if t.message else t.outcome}"
@@ -209,16 +209,16 @@ def validate(assignment: str | Path) -> Validation:
             if not t.passed and t.counts
         ]
         if exercise.score < exercise.max_score:
-            report.problems.append(
+            validation.problems.append(
                 messages.VALIDATE_REFERENCE.format(
                     exercise=exercise.id, score=exercise.score, max=exercise.max_score, lost="; ".join(lost)
                 )
             )
         if empty.score > 0:
             passed = [t.name for t in empty.tests if t.passed and t.counts]
-            report.problems.append(
+            validation.problems.append(
                 messages.VALIDATE_TEMPLATE.format(exercise=empty.id, score=empty.score, passed=", ".join(passed))
             )
         if not any(not t.hidden for t in exercise.tests):
-            report.problems.append(messages.VALIDATE_NO_PUBLIC.format(exercise=exercise.id))
-    return report
+            validation.problems.append(messages.VALIDATE_NO_PUBLIC.format(exercise=exercise.id))
+    return validation

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autograder import messages, report
+from autograder import messages, terminal
 from autograder.grader import DaskExecutor, Executor, GradingError, grade
 from autograder.options import GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
@@ -222,7 +222,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> None:
         spec = load_assignment(name)
         results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
         console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
-        for line in report.feedback_lines(results):
+        for line in terminal.feedback_lines(results):
             console.print(line, markup=False, soft_wrap=True)
         console.print()
     console.print(f"Results written to {args.out}/<assignment>/.")
@@ -233,11 +233,11 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
     from autograder.submission import load_submissions
 
     submissions = load_submissions([args.notebook])
-    assignment = args.assignment or report.guess_assignment(submissions[0])
+    assignment = args.assignment or terminal.guess_assignment(submissions[0])
     spec = load_assignment(assignment)
     console.print(f"Public checks of '{spec.name}' on {args.notebook}:")
     results = grade_chunk(spec, submissions, options_from_args(args), public_only=True)
-    for line in report.check_lines(results[0]):
+    for line in terminal.check_lines(results[0]):
         console.print(line, markup=False, soft_wrap=True)
 
 
@@ -254,18 +254,18 @@ def cmd_new(args: argparse.Namespace, console: Console) -> None:
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from autograder.authoring import validate
 
-    report = validate(args.assignment)
-    name = f"{report.spec.name} ({report.spec.folder})"
-    if report.ok:
+    validation = validate(args.assignment)
+    name = f"{validation.spec.name} ({validation.spec.folder})"
+    if validation.ok:
         console.print(
-            f"{name}: valid. The reference scores {report.reference_score:g} of {report.spec.max_score:g}, "
+            f"{name}: valid. The reference scores {validation.reference_score:g} of {validation.spec.max_score:g}, "
             "the template 0, and every exercise has a public check.",
             markup=False,
             soft_wrap=True,
         )
         return EXIT_OK
-    console.print(f"{name}: {len(report.problems)} problem(s):", markup=False, soft_wrap=True)
-    for problem in report.problems:
+    console.print(f"{name}: {len(validation.problems)} problem(s):", markup=False, soft_wrap=True)
+    for problem in validation.problems:
         console.print(f"- {problem}", markup=False, soft_wrap=True)
     return EXIT_INVALID
 
@@ -277,7 +277,7 @@ def cmd_similarity(args: argparse.Namespace, console: Console) -> None:
     template = args.template or similarity.default_template(spec)
     found = similarity.compare_class(spec, similarity.load_class(args.paths), template, args.threshold, args.common)
     names = similarity.display_names(args.identities) if args.identities else None
-    page, table = similarity.write_report(found, args.out, names)
+    page, table = similarity.write_similarity(found, args.out, names)
     summary = f"{len(found.pairs)} pairs at or above {found.threshold:g}: {page}, {table}"
     console.print(summary, markup=False, soft_wrap=True)
 
@@ -309,7 +309,7 @@ def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], 
         table.add_column(f"{exercise_id}\n/{maxima.get(exercise_id, 0):g}", justify="right", overflow="fold")
     table.add_column(f"total\n/{results[0].max_score:g}" if results else "total", justify="right")
     if len(results) > MAX_TABLE_ROWS:
-        return report.aggregate_table(table, exercise_ids, results)
+        return terminal.aggregate_table(table, exercise_ids, results)
     for result in results:
         cells = []
         for exercise in result.exercises:

@@ -26,7 +26,7 @@ from autograder.options import GradingOptions, gpu_share, place_on_gpu
 from autograder.pytest_plugin import PLUGIN_NAME, GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.runner import sandbox
-from autograder.runner.proxy import Worker, main_module_hidden
+from autograder.runner.proxy import Worker, bare_main_module
 from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
@@ -55,7 +55,7 @@ class Executor(Protocol):
 
 
 @dataclass
-class BatchReport:
+class Batch:
     spec: AssignmentSpec
     results: list[SubmissionResult] = field(default_factory=list)
     out_dir: Path | None = None
@@ -187,7 +187,7 @@ class LocalExecutor:
             max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
         )
         try:
-            with main_module_hidden():  # the pool starts its processes here: not from an instructor's script
+            with bare_main_module():  # the pool starts its processes here: not from an instructor's script
                 pending: set[Future[Any]] = {
                     pool.submit(
                         _grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded, self.worker_factory
@@ -301,42 +301,42 @@ def grade(
     on_result: Callable[[SubmissionResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     resume: bool = False,
-) -> BatchReport:
+) -> Batch:
     """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`.
     With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
     submissions = load_submissions(paths)
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
-    report = BatchReport(spec, out_dir=out_dir)
+    batch = Batch(spec, out_dir=out_dir)
     stems = {s.name: s.stem for s in submissions}
     if resume and out_dir is not None:
-        report.resumed = _graded_before(out_dir, spec, submissions, stems)
-        report.results.extend(report.resumed)
-        done = {r.submission for r in report.resumed}
+        batch.resumed = _graded_before(out_dir, spec, submissions, stems)
+        batch.results.extend(batch.resumed)
+        done = {r.submission for r in batch.resumed}
         submissions = [s for s in submissions if s.name not in done]
     if on_start:
         on_start(len(submissions))
     # Workers must not see the inputs, the results, or this assignment's checks and references.
-    hidden = (*(str(p) for p in paths), spec.folder, spec.reference_path)
-    options = dataclasses.replace(options, hidden=tuple(str(p) for p in (*options.hidden, *hidden, out_dir) if p))
+    sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path)
+    options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed, out_dir) if p))
     options = gpu_share(options, jobs)
     executor = executor or LocalExecutor(jobs)
     on_graded = functools.partial(write_result, out_dir, stems) if out_dir is not None else None
     try:
         for results in executor.run(spec, chunked(submissions, jobs), options, on_graded):
             for result in results:
-                report.results.append(result)
+                batch.results.append(result)
                 if out_dir is not None:  # again, for executors whose processes do not share this folder
                     write_json(out_dir, stems[result.submission], result)
                 if on_result:
                     on_result(result)
             if out_dir is not None:
-                _write_csv(out_dir, spec, report.results, stems)
+                _write_csv(out_dir, spec, batch.results, stems)
     finally:
-        if out_dir is not None and report.results:
-            _write_csv(out_dir, spec, report.results, stems)
-    return report
+        if out_dir is not None and batch.results:
+            _write_csv(out_dir, spec, batch.results, stems)
+    return batch
 
 
 def _graded_before(
@@ -362,4 +362,4 @@ def _write_csv(out_dir: Path, spec: AssignmentSpec, results: list[SubmissionResu
     atomic_write(out_dir / "grades.csv", grades_csv(spec, ordered))
 
 
-__all__ = ["PLUGIN_NAME", "BatchReport", "GradingError", "LocalExecutor", "grade", "grade_chunk"]
+__all__ = ["PLUGIN_NAME", "Batch", "GradingError", "LocalExecutor", "grade", "grade_chunk"]

@@ -29,7 +29,7 @@ class GradingOptions:
     memory_mb: int | None = DEFAULT_MEMORY_MB  # resident memory a worker may use (None: no limit)
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
     budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
-    hidden: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
+    sealed: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
     gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
 
 
@@ -75,7 +75,7 @@ def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] 
     helpers module as (name, source). `Worker` completes it with its scratch folder."""
     return WorkerConfig(
         threads=options.threads,
-        hidden_dirs=options.hidden,
+        sealed=options.sealed,
         memory_mb=options.memory_mb,
         cap_address_space=options.device == "cpu",  # CUDA maps far more address space than it uses
         cpu_seconds=options.cpu_seconds,

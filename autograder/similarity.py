@@ -67,7 +67,7 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class SimilarityReport:
+class ClassSimilarity:
     assignment: str
     title: str
     threshold: float
@@ -254,7 +254,7 @@ def compare_class(
     template: Path,
     threshold: float = DEFAULT_THRESHOLD,
     common: int = DEFAULT_COMMON,
-) -> SimilarityReport:
+) -> ClassSimilarity:
     """Every pair of `submissions` whose code for an exercise is at least `threshold` alike."""
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold must be between 0 and 1; got {threshold:g}")
@@ -271,7 +271,7 @@ def compare_class(
     for exercise_id, codes in by_exercise.items():
         found, candidates[exercise_id] = similar_pairs(exercise_id, codes, boilerplate, threshold, common)
         pairs += found
-    return SimilarityReport(
+    return ClassSimilarity(
         assignment=spec.name,
         title=spec.title,
         threshold=threshold,
@@ -294,7 +294,7 @@ def _template(path: Path) -> tuple[set[str], np.ndarray]:
 
 
 # -- writing ------------------------------------------------------------------------------------------------------
-MAX_SHOWN = 50  # pairs shown side by side per exercise; report.csv lists them all
+MAX_SHOWN = 50  # pairs shown side by side per exercise; the CSV lists them all
 _STYLE = """
 body{max-width:96rem}.side{display:grid;grid-template-columns:1fr 1fr;gap:.8rem}
 .side>div{min-width:0}pre.code{white-space:pre;overflow-x:auto;font-size:.8rem;border-left-color:#3b6ea5;margin:0}
@@ -302,24 +302,24 @@ mark{background:#ffd966}h4{margin:.2rem 0;font-weight:normal}section.pair{margin
 """
 
 
-def similarity_csv(report: SimilarityReport, names: Mapping[str, str] | None = None) -> str:
+def similarity_csv(found: ClassSimilarity, names: Mapping[str, str] | None = None) -> str:
     """`exercise,submission_a,submission_b,similarity`: every pair above the threshold."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["exercise", "submission_a", "submission_b", "similarity"])
-    for pair in report.pairs:
+    for pair in found.pairs:
         writer.writerow([pair.exercise, _label(pair.a, names), _label(pair.b, names), f"{pair.similarity:.3f}"])
     return buffer.getvalue()
 
 
-def similarity_html(report: SimilarityReport, names: Mapping[str, str] | None = None) -> str:
+def similarity_html(found: ClassSimilarity, names: Mapping[str, str] | None = None) -> str:
     """One self-contained page: per exercise, the pairs and their code side by side, shared code marked."""
-    parts = [f"<h1>{_h(report.assignment)}: {_h(report.title)}: similarity</h1>", _summary(report)]
-    for exercise_id, compared in report.compared.items():
-        pairs = [pair for pair in report.pairs if pair.exercise == exercise_id]
+    parts = [f"<h1>{_h(found.assignment)}: {_h(found.title)}: similarity</h1>", _summary(found)]
+    for exercise_id, compared in found.compared.items():
+        pairs = [pair for pair in found.pairs if pair.exercise == exercise_id]
         parts.append(f"<section class='exercise' id='{_h(exercise_id)}'><h2>{_h(exercise_id)}</h2>")
         parts.append(
-            f"<p>{_count(compared, 'submission')} define it; {_count(report.candidates[exercise_id], 'pair')} "
+            f"<p>{_count(compared, 'submission')} define it; {_count(found.candidates[exercise_id], 'pair')} "
             f"share code outside the template and were compared; {len(pairs)} at or above the threshold.</p>"
         )
         if pairs:
@@ -328,23 +328,23 @@ def similarity_html(report: SimilarityReport, names: Mapping[str, str] | None = 
         if len(pairs) > MAX_SHOWN:
             parts.append(f"<p>{_count(len(pairs) - MAX_SHOWN, 'more pair')} in the CSV file beside this page.</p>")
         parts.append("</section>")
-    title = f"{report.assignment}: similarity"
+    title = f"{found.assignment}: similarity"
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_h(title)}</title>"
         f"<style>{PAGE_STYLE}{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
 
 
-def _summary(report: SimilarityReport) -> str:
-    unreadable = f" {_count(len(report.unreadable), 'file')} could not be read:" if report.unreadable else ""
-    errors = "".join(f"<li>{_h(error)}</li>" for error in report.unreadable)
+def _summary(found: ClassSimilarity) -> str:
+    unreadable = f" {_count(len(found.unreadable), 'file')} could not be read:" if found.unreadable else ""
+    errors = "".join(f"<li>{_h(error)}</li>" for error in found.unreadable)
     return (
-        f"<p id='summary'>{_count(len(report.submissions), 'submission')} compared; "
-        f"{_count(len(report.pairs), 'pair')} at or above similarity {report.threshold:g}.{unreadable}</p>"
+        f"<p id='summary'>{_count(len(found.submissions), 'submission')} compared; "
+        f"{_count(len(found.pairs), 'pair')} at or above similarity {found.threshold:g}.{unreadable}</p>"
         + (f"<ul class='errors'>{errors}</ul>" if errors else "")
         + "<p>Similarity is the mean of two shares: of each one's code for the exercise, the part also found in the "
         "other's, after names, strings, comments and layout are set aside. The template's code never counts, nor "
-        f"code that more than {report.common} submissions share. A high score is evidence to look at, not a "
+        f"code that more than {found.common} submissions share. A high score is evidence to look at, not a "
         "verdict: read the two columns.</p>"
     )
 
@@ -393,10 +393,10 @@ def _marked(code: str, marks: Sequence[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def write_report(report: SimilarityReport, out: Path, names: Mapping[str, str] | None = None) -> tuple[Path, Path]:
+def write_similarity(found: ClassSimilarity, out: Path, names: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """The HTML page at `out` and the CSV beside it (same stem, .csv)."""
-    page = atomic_write(out, similarity_html(report, names))
-    table = atomic_write(out.with_suffix(".csv"), similarity_csv(report, names))
+    page = atomic_write(out, similarity_html(found, names))
+    table = atomic_write(out.with_suffix(".csv"), similarity_csv(found, names))
     return page, table
 
 

@@ -117,7 +117,7 @@ def iter_zip(path: Path) -> Iterator[Submission]:
     with archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             inner = PurePosixPath(info.filename)
-            if info.is_dir() or inner.suffix not in SUFFIXES or _hidden(inner.parts):
+            if info.is_dir() or inner.suffix not in SUFFIXES or _leftover(inner.parts):
                 continue
             name = f"{path.name}/{inner}"
             try:
@@ -134,7 +134,7 @@ def iter_submissions(paths: Iterable[Path]) -> Iterator[Submission]:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
-                if child.is_file() and not _hidden(rel.parts):
+                if child.is_file() and not _leftover(rel.parts):
                     if child.suffix in SUFFIXES:
                         yield load_path(child, rel.as_posix())
                     elif child.suffix == ".zip":
@@ -164,7 +164,7 @@ def load_submissions(paths: Iterable[Path | str]) -> list[Submission]:
     return result
 
 
-def _hidden(parts: tuple[str, ...]) -> bool:
+def _leftover(parts: tuple[str, ...]) -> bool:
     # .ipynb_checkpoints, __MACOSX and dot-files are editor or archiver leftovers, not submissions.
     return any(part.startswith((".", "__MACOSX")) for part in parts)
 

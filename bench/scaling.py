@@ -70,9 +70,9 @@ def run(sizes: list[int], jobs: int, assignment: str = "mlp", devices: tuple[str
             for device in devices:
                 started = time.perf_counter()
                 out = Path(tmp) / f"results{n}-{device}"
-                report = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
+                batch = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
                 elapsed = time.perf_counter() - started
-                peaks = [r.worker_peak_mb for r in report.results if r.worker_peak_mb]
+                peaks = [r.worker_peak_mb for r in batch.results if r.worker_peak_mb]
                 rows.append(
                     {
                         "device": device,
@@ -80,9 +80,9 @@ def run(sizes: list[int], jobs: int, assignment: str = "mlp", devices: tuple[str
                         "seconds": elapsed,
                         "per_submission": elapsed / n,
                         "worker_peak_mb": max(peaks) if peaks else 0.0,
-                        "full_marks": sum(r.score == r.max_score for r in report.results),
-                        "graded": len(report.results),
-                        "scores": {r.submission: r.score for r in report.results},
+                        "full_marks": sum(r.score == r.max_score for r in batch.results),
+                        "graded": len(batch.results),
+                        "scores": {r.submission: r.score for r in batch.results},
                     }
                 )
     return rows

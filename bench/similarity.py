@@ -1,4 +1,4 @@
-"""Seconds for a similarity report of 100 and 1000 generated mlp submissions, with planted copies.
+"""Seconds for the similarity page of 100 and 1000 generated mlp submissions, with planted copies.
 
     python -m bench.similarity [--sizes 100 1000]
 
@@ -198,21 +198,21 @@ def measure(n: int, tmp: Path) -> dict[str, object]:
     planted = planted_class(folder, n)
     spec = load_assignment("mlp")
     started = time.perf_counter()
-    report = compare_class(spec, load_class([folder]), default_template(spec))
+    found = compare_class(spec, load_class([folder]), default_template(spec))
     seconds = time.perf_counter() - started
-    reported = {(f"{p.exercise}:{p.a}", f"{p.exercise}:{p.b}") for p in report.pairs}
-    others = [p for p in report.pairs if (f"{p.exercise}:{p.a}", f"{p.exercise}:{p.b}") not in planted]
+    reported = {(f"{p.exercise}:{p.a}", f"{p.exercise}:{p.b}") for p in found.pairs}
+    others = [p for p in found.pairs if (f"{p.exercise}:{p.a}", f"{p.exercise}:{p.b}") not in planted]
     return {
         "n": n,
         "seconds": seconds,
-        "compared": sum(report.candidates.values()),
+        "compared": sum(found.candidates.values()),
         "all": len(spec.exercises) * n * (n - 1) // 2,
-        "reported": len(report.pairs),
+        "reported": len(found.pairs),
         "planted": sum(pair in reported for pair in planted),
         "planted_of": len(planted),
         "others": len(others),
         "others_identical": sum(_unsigned(p.code_a) == _unsigned(p.code_b) for p in others),
-        "lowest_planted": min((p.similarity for p in report.pairs if p not in others), default=0.0),
+        "lowest_planted": min((p.similarity for p in found.pairs if p not in others), default=0.0),
     }
 
 

@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         otter_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        report = grade("mlp", [root / "class"], out_dir=root / "native", options=GradingOptions(), jobs=args.jobs)
+        batch = grade("mlp", [root / "class"], out_dir=root / "native", options=GradingOptions(), jobs=args.jobs)
         native_s = time.perf_counter() - started
 
-    native = {r.submission.removesuffix(".ipynb"): {e.id: e.score for e in r.exercises} for r in report.results}
+    native = {r.submission.removesuffix(".ipynb"): {e.id: e.score for e in r.exercises} for r in batch.results}
     agree = sum(
         all(abs(scores.get(k, -1) - v) < 1e-6 for k, v in native[p.stem].items())
         for p, scores in zip(paths, otter, strict=True)

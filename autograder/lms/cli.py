@@ -64,9 +64,9 @@ def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
     found = sorted(p for p in args.submission_dir.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
     if not found:
         raise GradingError(f"{args.submission_dir}: no notebook (.ipynb) or .py file was submitted")
-    report = grade(args.assignment, [found[0]], out_dir=None, options=options_from_args(args), jobs=1)
-    atomic_write(args.results_file, json.dumps(lms.gradescope_results(report.results[0]), indent=2) + "\n")
-    console.print(f"{found[0].name}: {lms.summary_line(report.results[0])}")
+    [result] = grade(args.assignment, [found[0]], out_dir=None, options=options_from_args(args), jobs=1).results
+    atomic_write(args.results_file, json.dumps(lms.gradescope_results(result), indent=2) + "\n")
+    console.print(f"{found[0].name}: {lms.summary_line(result)}")
 
 
 GRADESCOPE_DIR = Path(__file__).with_name("gradescope")  # the scripts Gradescope runs, beside this module

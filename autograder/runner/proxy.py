@@ -96,7 +96,7 @@ def _reuse_parent_fork_server() -> None:
 
 
 @contextlib.contextmanager
-def main_module_hidden() -> Iterator[None]:
+def bare_main_module() -> Iterator[None]:
     """multiprocessing re-imports the parent's main script in a new process; an instructor's script that calls
     `grade()` would then run again inside the worker. Starting the worker with a bare `__main__` prevents it."""
     real = sys.modules["__main__"]
@@ -117,13 +117,13 @@ class Worker:
         config = dataclasses.replace(
             config,
             scratch=self.scratch,
-            hidden_paths=(str(PROJECT_ROOT), os.getcwd()),
-            hidden_dirs=sandbox.hideable((*config.hidden_dirs, *default_hidden())),
+            sealed_sys_path=(str(PROJECT_ROOT), os.getcwd()),
+            sealed=sandbox.sealable((*config.sealed, *default_sealed())),
         )
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
-        with main_module_hidden():
+        with bare_main_module():
             self.process.start()
         child.close()
         self.seq = 0
@@ -239,7 +239,7 @@ def _resident_mb(pid: int | None) -> float:
     return 0.0
 
 
-def default_hidden() -> tuple[str, ...]:
+def default_sealed() -> tuple[str, ...]:
     """What no worker may see whatever is being graded: the project's references, checks and examples."""
     project = (PROJECT_ROOT / name for name in ("reference_solutions", "assignments", "examples", "results"))
     return tuple(str(p) for p in (*project, ASSIGNMENTS_DIR, REFERENCE_DIR))

@@ -3,10 +3,10 @@
 Two layers, both entered by the worker itself before it runs any student code:
 
 1. **Namespaces** (when the grader runs as root, as in containers and CI): a private mount namespace in which
-   the hidden paths (references, checks, results, other submissions) are covered by empty read-only mounts and
+   the sealed paths (references, checks, results, other submissions) are covered by empty read-only mounts and
    every other filesystem is read-only except the worker's scratch folder; a network namespace with no
    interfaces; then every capability is dropped, so the covers cannot be lifted again.
-2. **An audit hook** (always): refuses, at the Python level, opening or listing hidden paths, writing outside the
+2. **An audit hook** (always): refuses, at the Python level, opening or listing sealed paths, writing outside the
    scratch folder, sockets, starting or signalling processes, and loading native code that is not part of the
    installed environment (a library or extension module of the student's own), or reaching into any native
    library's functions or memory through ctypes. Audit hooks cannot be removed from Python; without namespaces
@@ -107,8 +107,8 @@ def name_this_process(name: str) -> None:
         pass
 
 
-def hideable(paths: Iterable[str | Path]) -> tuple[str, ...]:
-    """The paths a worker must not see, less any that would hide the Python it runs on."""
+def sealable(paths: Iterable[str | Path]) -> tuple[str, ...]:
+    """The paths a worker must not see, less any that would seal off the Python it runs on."""
     needed = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.__file__), __file__)]
     kept = []
     for raw in paths:
@@ -119,14 +119,14 @@ def hideable(paths: Iterable[str | Path]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kept))
 
 
-def confine(hidden: Sequence[str], scratch: str) -> str:
+def confine(sealed: Sequence[str], scratch: str) -> str:
     """The first layer, before the worker opens its own files: namespaces where this process may make them.
     Returns the level reached; `install_audit_hook` must follow once the worker is set up."""
     if os.environ.get(NO_NAMESPACES_ENV) == "1":
         return AUDIT_ONLY
     if os.geteuid() == 0 and sys.platform.startswith("linux"):
         try:
-            _enter_namespaces(hidden, scratch)
+            _enter_namespaces(sealed, scratch)
             return NAMESPACES
         except OSError:
             pass
@@ -144,7 +144,7 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _enter_namespaces(hidden: Sequence[str], scratch: str) -> None:
+def _enter_namespaces(sealed: Sequence[str], scratch: str) -> None:
     libc = _libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
@@ -156,7 +156,7 @@ def _enter_namespaces(hidden: Sequence[str], scratch: str) -> None:
             continue
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
         libc.mount(None, mountpoint.encode(), None, flags, None)  # best effort: some mounts refuse, e.g. nsfs
-    for path in hidden:
+    for path in sealed:
         target = path.encode()
         if os.path.isdir(path):
             _check(
@@ -210,8 +210,8 @@ def environment_roots() -> tuple[str, ...]:
     return tuple(dict.fromkeys(os.path.realpath(p) for p in found))
 
 
-def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
-    hidden_roots = tuple(os.path.realpath(p) for p in hidden)
+def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
+    sealed_roots = tuple(os.path.realpath(p) for p in sealed)
     writable = (os.path.realpath(scratch), "/dev/null")
     installed = environment_roots()
 
@@ -244,7 +244,7 @@ def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
             path is not None
             and inside(path, installed)
             and not inside(path, writable)
-            and not inside(path, hidden_roots)
+            and not inside(path, sealed_roots)
         )
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -252,7 +252,7 @@ def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
             path = resolve(args[0])
             if path is None:
                 return
-            if inside(path, hidden_roots):
+            if inside(path, sealed_roots):
                 raise PermissionError(DENIED.format(what=f"reading {args[0]}"))
             mode, flags = args[1], args[2] if len(args) > 2 else 0
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
@@ -271,7 +271,7 @@ def install_audit_hook(hidden: Sequence[str], scratch: str) -> None:
             raise PermissionError(DENIED.format(what=_PROCESS_EVENTS[event]))
         elif event in _LISTING_EVENTS and args:
             path = resolve(args[0])
-            if path is not None and inside(path, hidden_roots):
+            if path is not None and inside(path, sealed_roots):
                 raise PermissionError(DENIED.format(what=f"looking into {args[0]}"))
         elif event in _MUTATING_EVENTS:
             for raw in args[:2]:

@@ -45,7 +45,7 @@ class WorkerConfig:
     test; `proxy.Worker` completes it with the worker's scratch folder and what no worker may see."""
 
     threads: int = 1
-    hidden_dirs: tuple[str, ...] = ()  # files and folders the worker must not see at all (see sandbox.py)
+    sealed: tuple[str, ...] = ()  # files and folders the worker must not see at all (see sandbox.py)
     memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
     cap_address_space: bool = True  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
     cpu_seconds: int | None = None  # CPU time of the whole worker
@@ -55,7 +55,7 @@ class WorkerConfig:
     env: dict[str, str] = field(default_factory=dict)  # environment variables besides WORKER_ENV
     # Filled in by proxy.Worker as it starts the process:
     scratch: str = ""  # working directory of the worker, removed by the parent afterwards
-    hidden_paths: tuple[str, ...] = ()  # sys.path entries the worker must not import from
+    sealed_sys_path: tuple[str, ...] = ()  # sys.path entries the worker must not import from
     blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
 
 
@@ -102,7 +102,7 @@ def _isolate(config: WorkerConfig) -> str:
     # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
     for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
         os.environ[name] = config.scratch
-    level = sandbox.confine(config.hidden_dirs, config.scratch)
+    level = sandbox.confine(config.sealed, config.scratch)
     os.chdir(config.scratch)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
@@ -115,8 +115,8 @@ def _isolate(config: WorkerConfig) -> str:
     global _progress_fd
     _progress_fd = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    hidden = {os.path.realpath(p) for p in config.hidden_paths}
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in hidden]
+    sealed = {os.path.realpath(p) for p in config.sealed_sys_path}
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in sealed]
     for name in list(sys.modules):
         if name.split(".")[0] in config.blocked_modules:
             del sys.modules[name]
@@ -134,7 +134,7 @@ def _isolate(config: WorkerConfig) -> str:
     tempfile.tempdir = config.scratch
     if config.cuda_index is not None:
         _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
-    sandbox.install_audit_hook(config.hidden_dirs, config.scratch)
+    sandbox.install_audit_hook(config.sealed, config.scratch)
     return level
 
 
