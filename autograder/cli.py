@@ -298,6 +298,7 @@ STATUS_STYLE = {
     "timeout": "red",
 }
 MAX_TABLE_ROWS = 60
+LEGEND = "[green]passed[/] [yellow]partial[/] [red]failed[/]; missing, error and timeout are named"
 
 
 def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], title: str) -> Table:
@@ -318,6 +319,3 @@ def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], 
             cells.append(f"[{style}]{exercise.score:.4g}{note}[/]")
         table.add_row(result.submission, *cells, f"{result.score:.4g}")
     return table
-
-
-LEGEND = "[green]passed[/] [yellow]partial[/] [red]failed[/]; missing, error and timeout are named"

@@ -26,7 +26,7 @@ from autograder.options import GradingOptions, gpu_share, place_on_gpu
 from autograder.pytest_plugin import PLUGIN_NAME, GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.runner import sandbox
-from autograder.runner.proxy import Worker, bare_main_module
+from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module
 from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
@@ -182,7 +182,7 @@ class LocalExecutor:
         # assignment, reference or submission: those reach each scoring process with its chunk.
         context = multiprocessing.get_context("forkserver")
         assert isinstance(context, multiprocessing.context.ForkServerContext)
-        context.set_forkserver_preload(["autograder.grader"])
+        context.set_forkserver_preload([FORK_SERVER_PRELOAD, "autograder.grader"])
         pool = ProcessPoolExecutor(
             max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
         )

@@ -36,6 +36,117 @@ _POINTS_KEY = pytest.StashKey[float]()
 SUBMISSION_ID = "submission{index}"
 
 
+# -- checks and their results ---------------------------------------------------------------------------------
+def exercise_of(item: pytest.Item) -> str:
+    return item.path.stem.removeprefix("test_")
+
+
+def _submission_index(item: pytest.Item) -> int:
+    return int(item.callspec.params["submission_session"])  # type: ignore[attr-defined]
+
+
+def _submission_id(item: pytest.Item) -> str:
+    return SUBMISSION_ID.format(index=_submission_index(item))
+
+
+def _original_name(item: pytest.Item) -> str:
+    return str(getattr(item, "originalname", item.name))
+
+
+def _is_advisory(item: pytest.Item) -> bool:
+    return item.get_closest_marker("advisory") is not None
+
+
+def _marker_points(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("points")
+    if _is_advisory(item):
+        if marker is not None:
+            raise pytest.UsageError(messages.ADVISORY_POINTS.format(check=item.nodeid))
+        return 0.0
+    if marker is None or not marker.args:
+        raise pytest.UsageError(messages.NO_POINTS.format(check=item.nodeid))
+    return float(marker.args[0])
+
+
+def _points(item: pytest.Item) -> float:
+    return item.stash.get(_POINTS_KEY, None) or _marker_points(item)
+
+
+def check_name(item: pytest.Item) -> str:
+    """The check's name without `test_` and without the submission's id: the same for every submission."""
+    name = getattr(item, "originalname", item.name).removeprefix("test_")
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return name
+    ids = callspec.id.split("-")
+    own = SUBMISSION_ID.format(index=callspec.params.get("submission_session", -1))
+    if own in ids:
+        ids.remove(own)
+    return f"{name}[{'-'.join(ids)}]" if ids else name
+
+
+def check_seed(item: pytest.Item) -> int:
+    return zlib.crc32(check_name(item).encode()) % 2**31
+
+
+def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tuple[str, str, str]:
+    """(student message, outcome, instructor-only detail) for a failed check; never a grader traceback."""
+    if excinfo is None:
+        return messages.INTERNAL_ERROR, "error", ""
+    exc = excinfo.value
+    if isinstance(exc, MissingSymbol):
+        return str(exc), "missing", ""
+    if isinstance(exc, StudentError):
+        return str(exc), "failed", ""
+    if isinstance(exc, WorkerLost):
+        return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", exc.detail
+    if isinstance(exc, SubmissionUnreadable):
+        return str(exc), "error", ""
+    if isinstance(exc, AssertionError):
+        text = str(exc)
+        # pytest's assertion rewriting appends "assert <expression>": grader code the student need not see.
+        message = text.split("\nassert ")[0].strip() if not text.startswith("assert ") else ""
+        return message or messages.CHECK_FAILED, "failed", text
+    return messages.INTERNAL_ERROR, "error", "".join(traceback.format_exception(exc))
+
+
+def check_result(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> CheckResult:
+    points = _points(item)
+    hidden = item.get_closest_marker("public") is None
+    name = check_name(item)
+    advisory = _is_advisory(item)
+    if report.passed:
+        return CheckResult(name, points, points, True, hidden, advisory=advisory)
+    if report.skipped:
+        return CheckResult(name, 0.0, points, False, hidden, messages.CHECK_SKIPPED, "failed", advisory=advisory)
+    message, outcome, detail = explain_failure(call.excinfo)
+    if advisory and message:
+        message = f"{messages.ADVICE_PREFIX} {message}"
+    return CheckResult(name, 0.0, points, False, hidden, message, outcome, detail, advisory)
+
+
+# -- the assignment's files --------------------------------------------------------------------------------
+_modules: dict[tuple[Path, float], ModuleType] = {}
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    """A module made from a file, once per version of the file (an edited check helper is read again)."""
+    key = (path, path.stat().st_mtime)
+    if key not in _modules:
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        _modules[key] = module
+    return _modules[key]
+
+
+def helper_sources(spec: AssignmentSpec) -> tuple[tuple[str, str], ...]:
+    if spec.helpers_path is None:
+        return ()
+    return ((spec.helpers_module, spec.helpers_path.read_text(encoding="utf-8")),)
+
+
 class GradingPlugin:
     """The state of one pytest session that grades a list of submissions."""
 
@@ -172,6 +283,17 @@ class GradingPlugin:
         return result
 
 
+def _plugin(config: pytest.Config) -> GradingPlugin | None:
+    return config.stash.get(_PLUGIN_KEY, None)
+
+
+def _require_plugin(config: pytest.Config) -> GradingPlugin:
+    plugin = _plugin(config)
+    if plugin is None:
+        raise pytest.UsageError(messages.NO_SUBMISSION)
+    return plugin
+
+
 # -- the plugin module's own hooks (entry point) ------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder", "grading submissions with the checks in this folder")
@@ -246,27 +368,6 @@ def reference(request: pytest.FixtureRequest) -> ModuleType:
     return _import_file(f"_reference_{path.stem}", path)
 
 
-_modules: dict[tuple[Path, float], ModuleType] = {}
-
-
-def _import_file(name: str, path: Path) -> ModuleType:
-    """A module made from a file, once per version of the file (an edited check helper is read again)."""
-    key = (path, path.stat().st_mtime)
-    if key not in _modules:
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        _modules[key] = module
-    return _modules[key]
-
-
-def helper_sources(spec: AssignmentSpec) -> tuple[tuple[str, str], ...]:
-    if spec.helpers_path is None:
-        return ()
-    return ((spec.helpers_module, spec.helpers_path.read_text(encoding="utf-8")),)
-
-
 @pytest.fixture
 def helpers(request: pytest.FixtureRequest) -> ModuleType:
     """The assignment's helpers module (`helpers` in assignment.toml): models, losses and loops that checks send
@@ -296,106 +397,6 @@ def seed(request: pytest.FixtureRequest) -> int:
     return check_seed(request.node)
 
 
-def check_seed(item: pytest.Item) -> int:
-    return zlib.crc32(check_name(item).encode()) % 2**31
-
-
 @pytest.fixture
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-# -- helpers -----------------------------------------------------------------------------------------------
-def _plugin(config: pytest.Config) -> GradingPlugin | None:
-    return config.stash.get(_PLUGIN_KEY, None)
-
-
-def _require_plugin(config: pytest.Config) -> GradingPlugin:
-    plugin = _plugin(config)
-    if plugin is None:
-        raise pytest.UsageError(messages.NO_SUBMISSION)
-    return plugin
-
-
-def exercise_of(item: pytest.Item) -> str:
-    return item.path.stem.removeprefix("test_")
-
-
-def _submission_index(item: pytest.Item) -> int:
-    return int(item.callspec.params["submission_session"])  # type: ignore[attr-defined]
-
-
-def _submission_id(item: pytest.Item) -> str:
-    return SUBMISSION_ID.format(index=_submission_index(item))
-
-
-def _original_name(item: pytest.Item) -> str:
-    return str(getattr(item, "originalname", item.name))
-
-
-def _points(item: pytest.Item) -> float:
-    return item.stash.get(_POINTS_KEY, None) or _marker_points(item)
-
-
-def _marker_points(item: pytest.Item) -> float:
-    marker = item.get_closest_marker("points")
-    if _is_advisory(item):
-        if marker is not None:
-            raise pytest.UsageError(messages.ADVISORY_POINTS.format(check=item.nodeid))
-        return 0.0
-    if marker is None or not marker.args:
-        raise pytest.UsageError(messages.NO_POINTS.format(check=item.nodeid))
-    return float(marker.args[0])
-
-
-def check_name(item: pytest.Item) -> str:
-    """The check's name without `test_` and without the submission's id: the same for every submission."""
-    name = getattr(item, "originalname", item.name).removeprefix("test_")
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return name
-    ids = callspec.id.split("-")
-    own = SUBMISSION_ID.format(index=callspec.params.get("submission_session", -1))
-    if own in ids:
-        ids.remove(own)
-    return f"{name}[{'-'.join(ids)}]" if ids else name
-
-
-def _is_advisory(item: pytest.Item) -> bool:
-    return item.get_closest_marker("advisory") is not None
-
-
-def check_result(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> CheckResult:
-    points = _points(item)
-    hidden = item.get_closest_marker("public") is None
-    name = check_name(item)
-    advisory = _is_advisory(item)
-    if report.passed:
-        return CheckResult(name, points, points, True, hidden, advisory=advisory)
-    if report.skipped:
-        return CheckResult(name, 0.0, points, False, hidden, messages.CHECK_SKIPPED, "failed", advisory=advisory)
-    message, outcome, detail = explain_failure(call.excinfo)
-    if advisory and message:
-        message = f"{messages.ADVICE_PREFIX} {message}"
-    return CheckResult(name, 0.0, points, False, hidden, message, outcome, detail, advisory)
-
-
-def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tuple[str, str, str]:
-    """(student message, outcome, instructor-only detail) for a failed check; never a grader traceback."""
-    if excinfo is None:
-        return messages.INTERNAL_ERROR, "error", ""
-    exc = excinfo.value
-    if isinstance(exc, MissingSymbol):
-        return str(exc), "missing", ""
-    if isinstance(exc, StudentError):
-        return str(exc), "failed", ""
-    if isinstance(exc, WorkerLost):
-        return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", exc.detail
-    if isinstance(exc, SubmissionUnreadable):
-        return str(exc), "error", ""
-    if isinstance(exc, AssertionError):
-        text = str(exc)
-        # pytest's assertion rewriting appends "assert <expression>": grader code the student need not see.
-        message = text.split("\nassert ")[0].strip() if not text.startswith("assert ") else ""
-        return message or messages.CHECK_FAILED, "failed", text
-    return messages.INTERNAL_ERROR, "error", "".join(traceback.format_exception(exc))

@@ -17,7 +17,7 @@ from typing import Any
 
 from autograder.grader import LocalExecutor, grade
 from autograder.options import GradingOptions
-from autograder.runner.worker import WorkerConfig, _State, describe_exception
+from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
 from bench.generate import make_class
 
 
@@ -26,7 +26,7 @@ class InProcessWorker:
     `session.StudentRunner`, made by the grader in place of `proxy.Worker` (its config is not needed here)."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        self.state = _State()
+        self.state = WorkerState()
         self.alive = True
         self.stopped_at = None
         self.seq = 0

@@ -240,3 +240,36 @@ def test_running_out_of_gpu_memory_costs_only_that_exercise(notebook):
     [result] = grade_paths("mlp", [path])
     assert ce(result).score == 0 and messages.GPU_MEMORY in ce(result).tests[0].message
     assert result.exercise("shuffle_and_split").score == 10
+
+
+PROCESS_STATE = """
+import ctypes, signal, sys
+libc = ctypes.CDLL(None)
+def state(when):  # PR_GET_DUMPABLE; whether SIGTERM still has its default action
+    print(when, libc.prctl(3, 0, 0, 0, 0), signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+if sys.argv[1] == "preload":
+    import autograder.runner.preload
+    state("preload")
+else:
+    import autograder.cli, autograder.grader, autograder.options, autograder.runner.worker
+    state("imported")
+    from autograder.runner.proxy import Worker
+    worker = Worker()
+    state("worker started")
+    worker.stop()
+"""
+
+
+@pytest.mark.parametrize(
+    "run, expected",
+    [
+        ("grade", ["imported 1 True", "worker started 0 False"]),  # non-dumpable and guarded once a worker starts
+        ("preload", ["preload 0 True"]),  # the fork server's preload makes the server non-dumpable
+    ],
+)
+def test_importing_the_grader_changes_nothing_in_the_process_until_a_worker_starts(run, expected):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PROCESS_STATE, run], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines() == expected, proc.stderr[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import functools
 import io
 import multiprocessing
 import os
@@ -13,6 +14,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import types
 import weakref
@@ -35,7 +37,9 @@ from autograder.runner.worker import (
     worker_main,
 )
 
-_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+# multiprocessing's fork server can only import modules before it forks; this one prepares it (see its docstring).
+FORK_SERVER_PRELOAD = "autograder.runner.preload"
+_MEMORY_POLL_S = 0.05
 
 
 class StudentError(Exception):
@@ -67,14 +71,25 @@ class SubmissionUnreadable(Exception):
     pass
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
-    # re-import per submission, and none of the scoring process's state (references, checks) in the child.
-    context = multiprocessing.get_context("forkserver")
-    assert isinstance(context, multiprocessing.context.ForkServerContext)
-    context.set_forkserver_preload(["autograder.runner.worker"])
-    _reuse_parent_fork_server()
-    return context
+def _resident_mb(pid: int | None) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def default_sealed() -> tuple[str, ...]:
+    """What no worker may see whatever is being graded: the project's references, checks and examples."""
+    project = (PROJECT_ROOT / name for name in ("reference_solutions", "assignments", "examples", "results"))
+    return tuple(str(p) for p in (*project, ASSIGNMENTS_DIR, REFERENCE_DIR))
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
 
 
 def _reuse_parent_fork_server() -> None:
@@ -95,6 +110,16 @@ def _reuse_parent_fork_server() -> None:
         server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
 
 
+def _context() -> multiprocessing.context.ForkServerContext:
+    # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
+    # re-import per submission, and none of the scoring process's state (references, checks) in the child.
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, multiprocessing.context.ForkServerContext)
+    context.set_forkserver_preload([FORK_SERVER_PRELOAD])
+    _reuse_parent_fork_server()
+    return context
+
+
 @contextlib.contextmanager
 def bare_main_module() -> Iterator[None]:
     """multiprocessing re-imports the parent's main script in a new process; an instructor's script that calls
@@ -107,10 +132,39 @@ def bare_main_module() -> Iterator[None]:
         sys.modules["__main__"] = real
 
 
+_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for worker in list(_live_workers):
+        worker.stop()
+
+
+def _stop_all_and_exit(signum: int, frame: Any) -> None:
+    _stop_all()
+    os._exit(143)
+
+
+@functools.cache
+def _guard_this_process() -> None:
+    """Once per process, as it starts its first worker: make it non-dumpable (a worker must not read the scoring
+    process's memory or files through /proc), stop its workers when it exits, and, in a main process whose
+    SIGTERM nobody else handles, on SIGTERM too, so that no worker is left orphaned."""
+    sandbox.protect_this_process()
+    atexit.register(_stop_all)
+    if (
+        multiprocessing.current_process().name == "MainProcess"
+        and threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        signal.signal(signal.SIGTERM, _stop_all_and_exit)
+
+
 class Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, config: WorkerConfig | None = None) -> None:
+        _guard_this_process()
         config = config or WorkerConfig()
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = config.memory_mb
@@ -217,41 +271,6 @@ class Worker:
             return os.path.getsize(os.path.join(self.scratch, OUTPUT_FILE))
         except OSError:
             return self.last_output_size
-
-
-@atexit.register
-def _stop_all() -> None:
-    for worker in list(_live_workers):
-        worker.stop()
-
-
-_MEMORY_POLL_S = 0.05
-
-
-def _resident_mb(pid: int | None) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
-def default_sealed() -> tuple[str, ...]:
-    """What no worker may see whatever is being graded: the project's references, checks and examples."""
-    project = (PROJECT_ROOT / name for name in ("reference_solutions", "assignments", "examples", "results"))
-    return tuple(str(p) for p in (*project, ASSIGNMENTS_DIR, REFERENCE_DIR))
-
-
-def _fmt_seconds(seconds: float) -> str:
-    return f"{seconds:g} s"
-
-
-# Keep SIGTERM from leaving orphaned workers: exit through atexit.
-if multiprocessing.current_process().name == "MainProcess" and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-    signal.signal(signal.SIGTERM, lambda *_: (_stop_all(), os._exit(143)))
 
 
 class RemoteObject:

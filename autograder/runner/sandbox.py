@@ -12,8 +12,8 @@ Two layers, both entered by the worker itself before it runs any student code:
    library's functions or memory through ctypes. Audit hooks cannot be removed from Python; without namespaces
    this is the only wall (documented in the README).
 
-The scoring and fork-server processes make themselves non-dumpable, so a worker cannot read their memory or
-their view of the filesystem through /proc.
+The fork server (as it imports runner/preload.py) and every scoring process (as it starts its first worker) make
+themselves non-dumpable, so a worker cannot read their memory or their view of the filesystem through /proc.
 """
 
 from __future__ import annotations
@@ -91,6 +91,16 @@ _MUTATING_EVENTS = (
 )
 
 
+def _libc() -> Any:
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
 def protect_this_process() -> None:
     """Make this process non-dumpable: same-user processes then cannot read its memory or /proc/<pid>/root."""
     try:
@@ -119,55 +129,7 @@ def sealable(paths: Iterable[str | Path]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kept))
 
 
-def confine(sealed: Sequence[str], scratch: str) -> str:
-    """The first layer, before the worker opens its own files: namespaces where this process may make them.
-    Returns the level reached; `install_audit_hook` must follow once the worker is set up."""
-    if os.environ.get(NO_NAMESPACES_ENV) == "1":
-        return AUDIT_ONLY
-    if os.geteuid() == 0 and sys.platform.startswith("linux"):
-        try:
-            _enter_namespaces(sealed, scratch)
-            return NAMESPACES
-        except OSError:
-            pass
-    return AUDIT_ONLY
-
-
 # -- namespaces -------------------------------------------------------------------------------------------------
-def _libc() -> Any:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _enter_namespaces(sealed: Sequence[str], scratch: str) -> None:
-    libc = _libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
-    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-    # The scratch folder becomes its own (writable) mount before everything else turns read-only.
-    _check(libc.mount(scratch.encode(), scratch.encode(), None, MS_BIND, None), f"bind {scratch}")
-    for mountpoint, fstype in _mounts():
-        if mountpoint == scratch or fstype in _KEEP_WRITABLE_FS or mountpoint.startswith(("/proc/", "/sys/")):
-            continue
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
-        libc.mount(None, mountpoint.encode(), None, flags, None)  # best effort: some mounts refuse, e.g. nsfs
-    for path in sealed:
-        target = path.encode()
-        if os.path.isdir(path):
-            _check(
-                libc.mount(b"tmpfs", target, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k"), path
-            )
-        elif os.path.exists(path):
-            _check(libc.mount(b"/dev/null", target, None, MS_BIND, None), path)
-    _drop_capabilities(libc)
-    os.chdir(scratch)  # the bind mount, not the read-only folder underneath it
-
-
 def _mounts() -> list[tuple[str, str]]:
     """(mount point, filesystem type) of every mount in this namespace, from /proc/self/mountinfo."""
     found = []
@@ -196,6 +158,44 @@ def _drop_capabilities(libc: Any) -> None:
     header = Header(_CAP_VERSION_3, 0)
     data = (Data * 2)()
     _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def _enter_namespaces(sealed: Sequence[str], scratch: str) -> None:
+    libc = _libc()
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    # The scratch folder becomes its own (writable) mount before everything else turns read-only.
+    _check(libc.mount(scratch.encode(), scratch.encode(), None, MS_BIND, None), f"bind {scratch}")
+    for mountpoint, fstype in _mounts():
+        if mountpoint == scratch or fstype in _KEEP_WRITABLE_FS or mountpoint.startswith(("/proc/", "/sys/")):
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
+        libc.mount(None, mountpoint.encode(), None, flags, None)  # best effort: some mounts refuse, e.g. nsfs
+    for path in sealed:
+        target = path.encode()
+        if os.path.isdir(path):
+            _check(
+                libc.mount(b"tmpfs", target, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k"), path
+            )
+        elif os.path.exists(path):
+            _check(libc.mount(b"/dev/null", target, None, MS_BIND, None), path)
+    _drop_capabilities(libc)
+    os.chdir(scratch)  # the bind mount, not the read-only folder underneath it
+
+
+def confine(sealed: Sequence[str], scratch: str) -> str:
+    """The first layer, before the worker opens its own files: namespaces where this process may make them.
+    Returns the level reached; `install_audit_hook` must follow once the worker is set up."""
+    if os.environ.get(NO_NAMESPACES_ENV) == "1":
+        return AUDIT_ONLY
+    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+        try:
+            _enter_namespaces(sealed, scratch)
+            return NAMESPACES
+        except OSError:
+            pass
+    return AUDIT_ONLY
 
 
 # -- audit hook ------------------------------------------------------------------------------------------------

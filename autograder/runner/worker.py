@@ -32,8 +32,11 @@ from autograder.runner.definitions import split_statements
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024  # what the worker may print or write to any one file
 _MAX_DEPTH = 32
-sandbox.protect_this_process()  # the fork server preloads this module: its memory stays out of workers' reach
 CELL_FILENAME = "<cell {index}>"
+OUTPUT_FILE = "output.log"
+OUTPUT_TRUNCATED = b"\n[output truncated: more than 16 MiB was printed; the rest was dropped]\n"
+PROGRESS_FILE = "progress"
+SETUP_FAILED_EXIT = 70  # the worker could not set itself up (EX_SOFTWARE): the grader's fault, not the student's
 
 
 WORKER_ENV = {"MPLBACKEND": "Agg"}  # plots render nowhere
@@ -93,82 +96,6 @@ class _BlockImports(importlib.abc.MetaPathFinder):
         return None
 
 
-def _isolate(config: WorkerConfig) -> str:
-    """Cut the worker off from the grader's files, the network, the terminal and the parent's signals;
-    returns the sandbox level in place."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
-    sandbox.name_this_process("ag-worker")
-    os.environ.update({**WORKER_ENV, **config.env})
-    # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
-    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
-        os.environ[name] = config.scratch
-    level = sandbox.confine(config.sealed, config.scratch)
-    os.chdir(config.scratch)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
-    output = os.open(os.path.join(config.scratch, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(output, 1)
-    os.dup2(output, 2)
-    # Python's own printing goes through a cap that drops what is past it: a correct function with a huge debug
-    # print keeps its points. Native code writing to fds 1 and 2 meets RLIMIT_FSIZE below instead.
-    sys.stdout = sys.stderr = _CappedOutput(output, MAX_FILE_BYTES)
-    global _progress_fd
-    _progress_fd = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    sealed = {os.path.realpath(p) for p in config.sealed_sys_path}
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in sealed]
-    for name in list(sys.modules):
-        if name.split(".")[0] in config.blocked_modules:
-            del sys.modules[name]
-    sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
-    torch.set_num_threads(config.threads)
-    # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    if config.cpu_seconds:  # past the soft limit the kernel sends SIGXCPU, which ends the worker
-        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_seconds, config.cpu_seconds + 5))
-    if config.memory_mb and config.cap_address_space:
-        # A hard ceiling on address space, above what the worker already maps: an allocation past it fails in
-        # the student's code (MemoryError, "can't allocate memory"). The parent also watches resident memory.
-        limit = _address_space() + config.memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    tempfile.tempdir = config.scratch
-    if config.cuda_index is not None:
-        _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
-    sandbox.install_audit_hook(config.sealed, config.scratch)
-    return level
-
-
-def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
-    """CUDA starts here, before the audit hook, so that nothing it loads is refused. The worker's GPU memory is
-    capped (its share of a GPU that several workers use, and --memory), so that one student's tensors cannot
-    starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic
-    torch.cuda.set_device(index)
-    torch.cuda.init()
-    exact_float32()
-    torch.use_deterministic_algorithms(True, warn_only=True)  # where torch has them; others only warn
-    fraction = share or 1.0
-    if memory_mb:
-        total = torch.cuda.get_device_properties(index).total_memory
-        fraction = min(fraction, memory_mb * 2**20 / total)
-    if fraction < 1.0:
-        torch.cuda.set_per_process_memory_fraction(fraction, index)
-
-
-def exact_float32() -> None:
-    """Float32 products in full precision on a GPU, as on the CPU: no TF32 in matmuls or convolutions (TF32 keeps
-    10 mantissa bits, so a correct answer could differ from the reference by 1e-3). cuDNN picks deterministic
-    algorithms. Called in workers and in a scoring process that judges on a GPU."""
-    import warnings
-
-    with warnings.catch_warnings():  # newer torch prefers fp32_precision and may warn about the older flags
-        warnings.simplefilter("ignore")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-
-
 class _CappedOutput(io.TextIOBase):
     """sys.stdout and sys.stderr of a worker: text up to `limit` bytes reaches the output file, the rest is dropped
     (once, with a note) instead of failing the print that went past it."""
@@ -198,21 +125,6 @@ class _CappedOutput(io.TextIOBase):
         return self.fd
 
 
-OUTPUT_FILE = "output.log"
-OUTPUT_TRUNCATED = b"\n[output truncated: more than 16 MiB was printed; the rest was dropped]\n"
-SETUP_FAILED_EXIT = 70  # the worker could not set itself up (EX_SOFTWARE): the grader's fault, not the student's
-
-
-PROGRESS_FILE = "progress"
-_progress_fd: int | None = None
-
-
-def _mark_progress(cell: int, statement: int, line: int) -> None:
-    """Record the statement being run, so that the parent knows which one a hang or crash came from."""
-    if _progress_fd is not None:
-        os.pwrite(_progress_fd, f"{cell} {statement} {line}".encode().ljust(48), 0)
-
-
 def read_progress(scratch: str) -> tuple[int, int, int] | None:
     """(cell, statement, line) a worker was loading when it stopped, from its scratch folder; None if none."""
     try:
@@ -231,13 +143,190 @@ def _address_space() -> int:
     return 0
 
 
-class _State:
-    """The student's namespace and the objects the parent holds handles to."""
+def exact_float32() -> None:
+    """Float32 products in full precision on a GPU, as on the CPU: no TF32 in matmuls or convolutions (TF32 keeps
+    10 mantissa bits, so a correct answer could differ from the reference by 1e-3). cuDNN picks deterministic
+    algorithms. Called in workers and in a scoring process that judges on a GPU."""
+    import warnings
 
-    def __init__(self) -> None:
+    with warnings.catch_warnings():  # newer torch prefers fp32_precision and may warn about the older flags
+        warnings.simplefilter("ignore")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
+    """CUDA starts here, before the audit hook, so that nothing it loads is refused. The worker's GPU memory is
+    capped (its share of a GPU that several workers use, and --memory), so that one student's tensors cannot
+    starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic
+    torch.cuda.set_device(index)
+    torch.cuda.init()
+    exact_float32()
+    torch.use_deterministic_algorithms(True, warn_only=True)  # where torch has them; others only warn
+    fraction = share or 1.0
+    if memory_mb:
+        total = torch.cuda.get_device_properties(index).total_memory
+        fraction = min(fraction, memory_mb * 2**20 / total)
+    if fraction < 1.0:
+        torch.cuda.set_per_process_memory_fraction(fraction, index)
+
+
+def _isolate(config: WorkerConfig) -> tuple[str, int]:
+    """Cut the worker off from the grader's files, the network, the terminal and the parent's signals;
+    returns the sandbox level in place and the progress file (see `WorkerState.mark_progress`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
+    sandbox.name_this_process("ag-worker")
+    os.environ.update({**WORKER_ENV, **config.env})
+    # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
+    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
+        os.environ[name] = config.scratch
+    level = sandbox.confine(config.sealed, config.scratch)
+    os.chdir(config.scratch)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
+    output = os.open(os.path.join(config.scratch, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    # Python's own printing goes through a cap that drops what is past it: a correct function with a huge debug
+    # print keeps its points. Native code writing to fds 1 and 2 meets RLIMIT_FSIZE below instead.
+    sys.stdout = sys.stderr = _CappedOutput(output, MAX_FILE_BYTES)
+    progress = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sealed = {os.path.realpath(p) for p in config.sealed_sys_path}
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in sealed]
+    for name in list(sys.modules):
+        if name.split(".")[0] in config.blocked_modules:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
+    torch.set_num_threads(config.threads)
+    # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    if config.cpu_seconds:  # past the soft limit the kernel sends SIGXCPU, which ends the worker
+        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_seconds, config.cpu_seconds + 5))
+    if config.memory_mb and config.cap_address_space:
+        # A hard ceiling on address space, above what the worker already maps: an allocation past it fails in
+        # the student's code (MemoryError, "can't allocate memory"). The parent also watches resident memory.
+        limit = _address_space() + config.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    tempfile.tempdir = config.scratch
+    if config.cuda_index is not None:
+        _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
+    sandbox.install_audit_hook(config.sealed, config.scratch)
+    return level, progress
+
+
+def _graph_ops(output: torch.Tensor, limit: int = 10000) -> set[str]:
+    """Names of the autograd nodes that produced `output`, e.g. {'MeanBackward0', 'ExpBackward0'}."""
+    seen: set[Any] = set()
+    names: set[str] = set()
+    stack = [output.grad_fn]
+    while stack and len(seen) < limit:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
+
+
+def _qualname(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)[:4000]
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _is_float_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.is_floating_point()
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    # What torch.manual_seed does for the devices a worker can use, without its cost: before CUDA is initialised,
+    # torch.manual_seed queues a lazy CUDA seeding and records the Python stack for it (~3 ms a call, paid on
+    # every call into student code). A worker grading on CUDA initialises it before any student code runs.
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(seed)
+
+
+def describe_exception(exc: BaseException, cell: int | None = None) -> dict[str, Any]:
+    """The exception in the student's terms: type, message, and the innermost line of their own code."""
+    where = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        filename = frame.f_code.co_filename
+        if filename.startswith("<cell "):
+            where = (int(filename[6:-1]), lineno, linecache.getline(filename, lineno).strip())
+    if where is None and isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<cell "):
+        where = (int(exc.filename[6:-1]), exc.lineno or 0, (exc.text or "").strip())
+    try:
+        message = str(exc)
+    except Exception:  # a student exception whose __str__ itself fails
+        message = "<the exception's message could not be shown>"
+    return {
+        "type": type(exc).__name__,
+        "message": message[:2000],
+        "cell": where[0] if where else cell,
+        "line": where[1] if where else None,
+        "source": where[2][:300] if where else None,
+    }
+
+
+def describe_object(obj: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "type": _qualname(type(obj)),
+        "repr": _safe_repr(obj),
+        "signature": None,
+        "is_module": isinstance(obj, torch.nn.Module),
+        "is_class": isinstance(obj, type),
+        "subclass_of_module": isinstance(obj, type) and issubclass(obj, torch.nn.Module),
+    }
+    try:
+        info["signature"] = str(inspect.signature(obj))
+        info["parameters"] = [
+            {"name": p.name, "kind": p.kind.name, "default": None if p.default is p.empty else repr(p.default)}
+            for p in inspect.signature(obj).parameters.values()
+        ]
+    except (TypeError, ValueError):
+        info["parameters"] = []
+    if isinstance(obj, torch.nn.Module):
+        info["modules"] = [
+            {"name": name, "type": _qualname(type(m)), "repr": _safe_repr(m).split("\n")[0]}
+            for name, m in obj.named_modules(remove_duplicate=False)
+        ]
+        info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
+    return info
+
+
+class WorkerState:
+    """The student's namespace and the objects the parent holds handles to; its `op_` methods are the requests a
+    worker serves. `sandbox` is the level the worker's walls reached; `progress_fd` the file in which it records
+    the statement it is loading (none when the operations run outside a worker, as in bench.floor)."""
+
+    def __init__(self, sandbox: str = "", progress_fd: int | None = None) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.objects: dict[int, Any] = {}
-        self.sandbox = ""
+        self.sandbox = sandbox
+        self.progress_fd = progress_fd
+
+    def mark_progress(self, cell: int, statement: int, line: int) -> None:
+        """Record the statement being run, so that the parent knows which one a hang or crash came from."""
+        if self.progress_fd is not None:
+            os.pwrite(self.progress_fd, f"{cell} {statement} {line}".encode().ljust(48), 0)
 
     # -- operations the parent can ask for -------------------------------------------------------------
     def op_load(
@@ -259,7 +348,7 @@ class _State:
                 if (execute == "definitions" and statement.kind == "other") or (index, number) in skip:
                     skipped += 1
                     continue
-                _mark_progress(index, number, statement.lineno)
+                self.mark_progress(index, number, statement.lineno)
                 try:
                     exec(statement.code, self.namespace)
                 except BaseException as exc:  # SystemExit and KeyboardInterrupt from student code included
@@ -270,7 +359,7 @@ class _State:
                     errors.append(describe_exception(exc, index))
                     if execute == "all":
                         break  # a notebook cell stops at its first error; the next cell still runs
-        _mark_progress(-1, -1, 0)
+        self.mark_progress(-1, -1, 0)
         defined = [name for name in self.namespace if not name.startswith("__")]
         return {"defined": defined, "errors": errors, "skipped": skipped, "sandbox": self.sandbox}
 
@@ -369,100 +458,6 @@ class _State:
         return {"__remote__": handle, "type": _qualname(type(value)), "repr": _safe_repr(value)}
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    # What torch.manual_seed does for the devices a worker can use, without its cost: before CUDA is initialised,
-    # torch.manual_seed queues a lazy CUDA seeding and records the Python stack for it (~3 ms a call, paid on
-    # every call into student code). A worker grading on CUDA initialises it before any student code runs.
-    torch.default_generator.manual_seed(seed)
-    if torch.cuda.is_initialized():
-        torch.cuda.manual_seed_all(seed)
-
-
-def describe_exception(exc: BaseException, cell: int | None = None) -> dict[str, Any]:
-    """The exception in the student's terms: type, message, and the innermost line of their own code."""
-    where = None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        filename = frame.f_code.co_filename
-        if filename.startswith("<cell "):
-            where = (int(filename[6:-1]), lineno, linecache.getline(filename, lineno).strip())
-    if where is None and isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith("<cell "):
-        where = (int(exc.filename[6:-1]), exc.lineno or 0, (exc.text or "").strip())
-    try:
-        message = str(exc)
-    except Exception:  # a student exception whose __str__ itself fails
-        message = "<the exception's message could not be shown>"
-    return {
-        "type": type(exc).__name__,
-        "message": message[:2000],
-        "cell": where[0] if where else cell,
-        "line": where[1] if where else None,
-        "source": where[2][:300] if where else None,
-    }
-
-
-def describe_object(obj: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "type": _qualname(type(obj)),
-        "repr": _safe_repr(obj),
-        "signature": None,
-        "is_module": isinstance(obj, torch.nn.Module),
-        "is_class": isinstance(obj, type),
-        "subclass_of_module": isinstance(obj, type) and issubclass(obj, torch.nn.Module),
-    }
-    try:
-        info["signature"] = str(inspect.signature(obj))
-        info["parameters"] = [
-            {"name": p.name, "kind": p.kind.name, "default": None if p.default is p.empty else repr(p.default)}
-            for p in inspect.signature(obj).parameters.values()
-        ]
-    except (TypeError, ValueError):
-        info["parameters"] = []
-    if isinstance(obj, torch.nn.Module):
-        info["modules"] = [
-            {"name": name, "type": _qualname(type(m)), "repr": _safe_repr(m).split("\n")[0]}
-            for name, m in obj.named_modules(remove_duplicate=False)
-        ]
-        info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
-    return info
-
-
-def _graph_ops(output: torch.Tensor, limit: int = 10000) -> set[str]:
-    """Names of the autograd nodes that produced `output`, e.g. {'MeanBackward0', 'ExpBackward0'}."""
-    seen: set[Any] = set()
-    names: set[str] = set()
-    stack = [output.grad_fn]
-    while stack and len(seen) < limit:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        names.add(type(node).__name__)
-        stack.extend(next_fn for next_fn, _ in node.next_functions)
-    return names
-
-
-def _qualname(cls: type) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)[:4000]
-    except Exception:
-        return f"<{type(value).__name__}>"
-
-
-def _is_float_tensor(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.is_floating_point()
-
-
 class _Helpers:
     """The assignment's helpers module, made from its source the first time a request names it. It is never put
     in sys.modules: the checks' objects can use it, the student's code cannot import it."""
@@ -505,13 +500,12 @@ def _dumps(reply: dict[str, Any]) -> bytes:
 def worker_main(conn: Any, config: WorkerConfig) -> None:
     """Serve requests until the parent closes the connection."""
     try:
-        level = _isolate(config)
+        level, progress = _isolate(config)
     except BaseException:  # e.g. CUDA failing to start: say why where the parent reads it, and stop
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(SETUP_FAILED_EXIT)
-    state = _State()
-    state.sandbox = level
+    state = WorkerState(level, progress)
     helpers = _Helpers(dict(config.helpers))
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
