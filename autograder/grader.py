@@ -23,7 +23,7 @@ import pytest
 
 from autograder import messages
 from autograder.options import GradingOptions, gpu_share, place_on_gpu
-from autograder.pytest_plugin import PLUGIN_NAME, GradingPlugin
+from autograder.pytest_plugin import GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.runner import sandbox
 from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module
@@ -362,4 +362,4 @@ def _write_csv(out_dir: Path, spec: AssignmentSpec, results: list[SubmissionResu
     atomic_write(out_dir / "grades.csv", grades_csv(spec, ordered))
 
 
-__all__ = ["PLUGIN_NAME", "Batch", "GradingError", "LocalExecutor", "grade", "grade_chunk"]
+__all__ = ["Batch", "GradingError", "LocalExecutor", "grade", "grade_chunk"]

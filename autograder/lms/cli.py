@@ -114,4 +114,4 @@ def _title(results: dict, assignment: str | None = None) -> str:
     return f"{name}: {spec.title}"
 
 
-__all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_report", "Path"]
+__all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_report"]
