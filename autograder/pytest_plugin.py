@@ -1,9 +1,11 @@
-"""pytest plugin that turns `assignments/<a>/checks/test_<exercise>.py` into a grader.
+"""pytest plugin that turns `assignments/<a>/checks/test_<exercise>.py` into a grader: its hooks, the fixtures
+checks receive, and each check's result.
 
 Loaded through the `pytest11` entry point, so `pytest assignments/mlp/checks --submission nb.ipynb` works on
 its own; the native grader registers a `GradingPlugin` itself. Checks receive the fixtures `student` (calls run
-in the submission's worker), `reference`, `device`, `seed` and `gen`; markers `points(n)` and `public` give
-points and visibility. Without `--submission` (and outside the grader) the plugin does nothing.
+in the submission's worker, see session.py), `reference`, `helpers`, `exercise`, `device`, `seed` and `gen`;
+markers `points(n)`, `public` and `advisory` give points and visibility. Without `--submission` (and outside the
+grader) the plugin does nothing. The options are in options.py, a submission's worker in session.py.
 """
 
 from __future__ import annotations
