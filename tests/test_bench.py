@@ -39,3 +39,20 @@ def test_vs_otter_times_both_and_their_scores_agree(capsys):
     assert re.search(r"otter run: +[\d.]+ s", out) and re.search(r"autograder grade: +[\d.]+ s", out)
     assert re.search(r"ratio \(otter / native\): [\d.]+x", out)
     assert "per-question scores equal: 2 of 2" in out
+
+
+def test_devices_names_every_check_whose_verdict_differs():
+    import dataclasses
+
+    from autograder.results import CheckResult, ExerciseResult, SubmissionResult
+    from bench.devices import differences
+
+    def result(passed: bool, message: str = "") -> SubmissionResult:
+        check = CheckResult("forward", 2.0 if passed else 0.0, 2.0, passed, True, message)
+        return SubmissionResult("a.ipynb", "toy", check.score, 2.0, "cpu", 0.1,
+                                exercises=(ExerciseResult("Net", check.score, 2.0, "passed", (check,)),))  # fmt: skip
+
+    same = differences([result(True)], [result(True)])
+    cuda = dataclasses.replace(result(False, "Your code raised RuntimeError\nat cell 2"), device="cuda")
+    assert same == []
+    assert differences([result(True)], [cuda]) == ["a.ipynb Net forward: Your code raised RuntimeError"]
