@@ -27,6 +27,7 @@ gpu-check:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_scale.py
 	$(AUTOGRADER) demo --device cpu
 	$(AUTOGRADER) demo --device cuda
+	$(PYTHON) -m bench.devices --devices cpu cuda
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autograder tests reference_solutions assignments bench
