@@ -26,7 +26,7 @@ from autograder.options import GradingOptions, gpu_share, place_on_gpu
 from autograder.pytest_plugin import GradingPlugin
 from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
 from autograder.runner import sandbox
-from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module
+from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module, guard_this_process
 from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
@@ -304,6 +304,7 @@ def grade(
 ) -> Batch:
     """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`.
     With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
+    guard_this_process()  # with --jobs N this process starts no worker, yet SIGTERM must still stop the batch
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
     submissions = load_submissions(paths)
     if not submissions:

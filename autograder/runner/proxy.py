@@ -146,7 +146,7 @@ def _stop_all_and_exit(signum: int, frame: Any) -> None:
 
 
 @functools.cache
-def _guard_this_process() -> None:
+def guard_this_process() -> None:
     """Once per process, as it starts its first worker: make it non-dumpable (a worker must not read the scoring
     process's memory or files through /proc), stop its workers when it exits, and, in a main process whose
     SIGTERM nobody else handles, on SIGTERM too, so that no worker is left orphaned."""
@@ -164,7 +164,7 @@ class Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, config: WorkerConfig | None = None) -> None:
-        _guard_this_process()
+        guard_this_process()
         config = config or WorkerConfig()
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = config.memory_mb
