@@ -43,7 +43,6 @@ WORKER_SETUP_FAILED = (
     "code); your instructor has the details."
 )
 WORKER_OUTPUT = "The worker process ended (exit status {code}). The last it wrote:\n{output}"
-OUTPUT_TRUNCATED = "Your code printed more than 16 MiB; the rest of its output was dropped."
 MEMORY_HINT = "Hint: your code asked for more memory than the grader allows; check the sizes of the tensors you make."
 BUDGET = "Grading your notebook took longer than its time budget of {seconds}; the remaining checks were not run."
 SANDBOX_HINT = "Hint: the grader runs your code in a sandbox; read and write files only in the working folder."
