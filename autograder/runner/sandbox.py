@@ -2,15 +2,18 @@
 
 Two layers, both entered by the worker itself before it runs any student code:
 
-1. **Namespaces** (when the grader runs as root, as in containers and CI): a private mount namespace in which
-   the sealed paths (references, checks, results, other submissions) are covered by empty read-only mounts and
-   every other filesystem is read-only except the worker's scratch folder; a network namespace with no
-   interfaces; then every capability is dropped, so the covers cannot be lifted again.
+1. **Namespaces** (namespaces.py): a private mount namespace in which the sealed paths (references, checks,
+   results, other submissions) are covered, the user's home folder and /tmp are emptied but for the installed
+   environment and the worker's scratch folder, and every other filesystem is read-only except that scratch
+   folder; a network namespace with no interfaces; then an unprivileged id without capabilities, so none of it
+   can be undone. As root the namespaces are made directly (`namespaces`, the worker then runs as nobody); as any
+   other user in a new user namespace (`user-namespaces`), or, where those are refused, bubblewrap's
+   (`bubblewrap`).
 2. **An audit hook** (always): refuses, at the Python level, opening or listing sealed paths, writing outside the
    scratch folder, sockets, starting or signalling processes, and loading native code that is not part of the
    installed environment (a library or extension module of the student's own), or reaching into any native
-   library's functions or memory through ctypes. Audit hooks cannot be removed from Python; without namespaces
-   this is the only wall (documented in the README).
+   library's functions or memory through ctypes. Audit hooks cannot be removed from Python; where no namespace
+   can be made this is the only wall (documented in the README).
 
 The fork server (as it imports runner/preload.py) and every scoring process (as it starts its first worker) make
 themselves non-dumpable, so a worker cannot read their memory or their view of the filesystem through /proc.
@@ -28,26 +31,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+from autograder.runner import namespaces
+
 PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-_CAP_VERSION_3 = 0x20080522
-_KEEP_WRITABLE_FS = ("proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2")
 
-NO_NAMESPACES_ENV = "AUTOGRADER_NO_NAMESPACES"  # "1": the audit hook alone, as for a grader not run as root
-NAMESPACES = "namespaces"
+NO_NAMESPACES_ENV = "AUTOGRADER_NO_NAMESPACES"  # "1": the audit hook alone, as where no namespace can be made
+# The strongest layer to try, e.g. "bubblewrap" to behave as where user namespaces are refused (for tests).
+LAYER_ENV = "AUTOGRADER_SANDBOX"
+NAMESPACES = namespaces.ROOT
+USER_NAMESPACES = namespaces.USER
+BUBBLEWRAP = namespaces.BUBBLEWRAP
 AUDIT_ONLY = "audit-hook"
+LAYERS = (NAMESPACES, USER_NAMESPACES, BUBBLEWRAP, AUDIT_ONLY)  # strongest first
 
 DENIED = "the grader's sandbox does not allow {what}"
 
@@ -95,12 +91,6 @@ def _libc() -> Any:
     return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
 def protect_this_process() -> None:
     """Make this process non-dumpable: same-user processes then cannot read its memory or /proc/<pid>/root."""
     try:
@@ -130,71 +120,45 @@ def sealable(paths: Iterable[str | Path]) -> tuple[str, ...]:
 
 
 # -- namespaces -------------------------------------------------------------------------------------------------
-def _mounts() -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of every mount in this namespace, from /proc/self/mountinfo."""
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            fields = line.split()
-            separator = fields.index("-")
-            mountpoint = fields[4].encode().decode("unicode_escape")
-            found.append((mountpoint, fields[separator + 1]))
-    return found
+def kept_paths() -> tuple[str, ...]:
+    """What a worker must still see inside a hidden folder (a home folder, /tmp): the installed environment, the
+    interpreter's own installation, and the grader's package (the worker's code)."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return (*environment_roots(), sys.base_prefix, sys.base_exec_prefix, package)
 
 
-def _drop_capabilities(libc: Any) -> None:
-    """No capability in any set: the mounts above can no longer be undone, nor new namespaces made."""
-    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    for cap in range(64):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            break  # past the last capability this kernel knows
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    header = Header(_CAP_VERSION_3, 0)
-    data = (Data * 2)()
-    _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
-
-
-def _enter_namespaces(sealed: Sequence[str], scratch: str) -> None:
-    libc = _libc()
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
-    _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-    # The scratch folder becomes its own (writable) mount before everything else turns read-only.
-    _check(libc.mount(scratch.encode(), scratch.encode(), None, MS_BIND, None), f"bind {scratch}")
-    for mountpoint, fstype in _mounts():
-        if mountpoint == scratch or fstype in _KEEP_WRITABLE_FS or mountpoint.startswith(("/proc/", "/sys/")):
-            continue
-        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID
-        libc.mount(None, mountpoint.encode(), None, flags, None)  # best effort: some mounts refuse, e.g. nsfs
-    for path in sealed:
-        target = path.encode()
-        if os.path.isdir(path):
-            _check(
-                libc.mount(b"tmpfs", target, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k"), path
-            )
-        elif os.path.exists(path):
-            _check(libc.mount(b"/dev/null", target, None, MS_BIND, None), path)
-    _drop_capabilities(libc)
-    os.chdir(scratch)  # the bind mount, not the read-only folder underneath it
+def _layers_to_try() -> tuple[str, ...]:
+    """Root makes namespaces directly; any other user through a user namespace, or else bubblewrap's."""
+    if os.environ.get(NO_NAMESPACES_ENV) == "1" or not sys.platform.startswith("linux"):
+        return ()
+    wanted = os.environ.get(LAYER_ENV, "")
+    allowed = LAYERS[LAYERS.index(wanted) :] if wanted in LAYERS else LAYERS
+    possible = (NAMESPACES,) if os.geteuid() == 0 else (USER_NAMESPACES, BUBBLEWRAP)
+    return tuple(layer for layer in possible if layer in allowed)
 
 
 def confine(sealed: Sequence[str], scratch: str) -> str:
-    """The first layer, before the worker opens its own files: namespaces where this process may make them.
-    Returns the level reached; `install_audit_hook` must follow once the worker is set up."""
-    if os.environ.get(NO_NAMESPACES_ENV) == "1":
+    """The first layer, before the worker opens its own files: the strongest namespaces this process may make.
+    Returns the layer reached; `install_audit_hook` must follow once the worker is set up. Raises OSError where a
+    layer failed half way (the worker must then stop: its walls are not what the result would say)."""
+    layers = _layers_to_try()
+    if not layers:
         return AUDIT_ONLY
-    if os.geteuid() == 0 and sys.platform.startswith("linux"):
+    view = namespaces.make_view(sealed, scratch, kept_paths(), namespaces.home_folders())
+    for layer in layers:
         try:
-            _enter_namespaces(sealed, scratch)
-            return NAMESPACES
-        except OSError:
-            pass
+            if layer == NAMESPACES:
+                namespaces.enter_as_root(view)
+            elif layer == USER_NAMESPACES:
+                namespaces.enter_user_namespace(view)
+            else:
+                bwrap = namespaces.bubblewrap()
+                if bwrap is None:
+                    continue
+                namespaces.enter_bubblewrap(view, bwrap)
+            return layer
+        except namespaces.Refused:
+            continue  # e.g. user namespaces refused (EPERM, ENOSPC), nothing changed: the next layer
     return AUDIT_ONLY
 
 
