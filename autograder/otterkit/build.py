@@ -245,9 +245,12 @@ def add_to_wheel(wheel: Path, spec: AssignmentSpec) -> None:
     rebuilt.replace(wheel)
 
 
-def build(assignments: Sequence[str | Path], out: Path, trusted_scores: bool = True) -> dict[str, tuple[Path, Path]]:
-    """`otter assign` every master notebook: OUT/<a>/student/<a>.ipynb and OUT/<a>/autograder/<one zip>. A built-in
-    is named; a course's own assignment is a folder path (its master notebook is written into it first)."""
+def build(
+    assignments: Sequence[str | Path], out: Path, trusted_scores: bool = True, student_bundle: bool = True
+) -> dict[str, tuple[Path, Path]]:
+    """`otter assign` every master notebook: OUT/<a>/student/<a>.ipynb with the student bundle beside it (the wheel
+    `grader.check` runs the public checks from; see autograder.student.bundle) and OUT/<a>/autograder/<one zip>. A
+    built-in is named; a course's own assignment is a folder path (its master notebook is written into it first)."""
     built = {}
     specs = [load_assignment(a) for a in assignments]
     with tempfile.TemporaryDirectory(prefix="autograder-build-") as tmp:
@@ -291,6 +294,10 @@ def build(assignments: Sequence[str | Path], out: Path, trusted_scores: bool = T
             (target / "autograder").mkdir(parents=True)
             shutil.copytree(work / "dist" / "student", target / "student", dirs_exist_ok=True)  # with public tests
             shutil.copy(zips[0], target / "autograder" / zips[0].name)
+            if student_bundle:
+                from autograder.student.bundle import build_bundle
+
+                build_bundle(spec, target / "student" / master.name)
             built[assignment] = (target / "student" / master.name, target / "autograder" / zips[0].name)
     return built
 
