@@ -35,8 +35,8 @@ img{max-width:100%}
 
 
 # -- feedback -----------------------------------------------------------------------------------------------------
-def feedback_markdown(result: SubmissionResult, title: str = "") -> str:
-    lines = [f"# {title or result.assignment}: feedback for {result.submission}", ""]
+def feedback_markdown(result: SubmissionResult, title: str = "", student: str = "") -> str:
+    lines = [f"# {title or result.assignment}: feedback for {student or result.submission}", ""]
     lines.append(f"**Score: {_num(result.score)} / {_num(result.max_score)}**")
     lines += ["", "| Exercise | Score | Status |", "|---|---:|---|"]
     for e in result.exercises:
@@ -55,8 +55,8 @@ def feedback_markdown(result: SubmissionResult, title: str = "") -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def feedback_html(result: SubmissionResult, title: str = "") -> str:
-    heading = f"{title or result.assignment}: feedback for {result.submission}"
+def feedback_html(result: SubmissionResult, title: str = "", student: str = "") -> str:
+    heading = f"{title or result.assignment}: feedback for {student or result.submission}"
     parts = [
         f"<h1>{_h(heading)}</h1>",
         f"<p><strong>Score: {_num(result.score)} / {_num(result.max_score)}</strong></p>",
@@ -93,12 +93,16 @@ def _check_label(check: CheckResult) -> str:
     return f"{kind}, {_num(check.score)} / {_num(check.max_score)}"
 
 
-def write_feedback(results: dict[str, SubmissionResult], out: Path, title: str = "") -> list[Path]:
-    """`<stem>.md` and `<stem>.html` for every result; returns the written paths."""
+def write_feedback(
+    results: dict[str, SubmissionResult], out: Path, title: str = "", names: dict[str, str] | None = None
+) -> list[Path]:
+    """`<stem>.md` and `<stem>.html` for every result, titled by the student's name where `names` (stem ->
+    name, from intake's identities) has it, else by the file; returns the written paths."""
     written = []
     for stem, result in results.items():
-        written.append(atomic_write(out / f"{stem}.md", feedback_markdown(result, title)))
-        written.append(atomic_write(out / f"{stem}.html", feedback_html(result, title)))
+        student = (names or {}).get(stem, "")
+        written.append(atomic_write(out / f"{stem}.md", feedback_markdown(result, title, student)))
+        written.append(atomic_write(out / f"{stem}.html", feedback_html(result, title, student)))
     return written
 
 

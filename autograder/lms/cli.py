@@ -8,19 +8,31 @@ from pathlib import Path
 
 from rich.console import Console
 
-from autograder import lms, pages
+from autograder import lms, messages, pages
 from autograder.options import options_from_args
 from autograder.results import atomic_write
 from autograder.spec import load_assignment
 
 
 def cmd_intake(args: argparse.Namespace, console: Console) -> None:
-    identities = lms.intake(args.lms, args.download, args.out, args.roster)
-    late = sum(i.late for i in identities)
+    prefer = load_assignment(args.assignment).name if getattr(args, "assignment", None) else ""
+    identities = lms.intake(args.lms, args.download, args.out, args.roster, prefer)
+    graded = [i for i in identities if i.file]
+    late = sum(i.late for i in graded)
     console.print(
-        f"{len(identities)} students' latest submissions unpacked into {args.out}/ ({late} late); "
-        f"identities in {args.out / lms.IDENTITIES_FILE}."
+        f"{len(graded)} students' submissions unpacked into {args.out}/ ({late} late); "
+        f"identities in {args.out / lms.IDENTITIES_FILE}.",
+        markup=False,
+        soft_wrap=True,
     )
+    for i in identities:
+        if not i.file:
+            line = messages.NO_GRADABLE_FILE.format(key=i.key, files=", ".join(i.skipped) or "no files")
+        elif i.skipped:
+            line = messages.SKIPPED_FILES.format(key=i.key, file=i.file, skipped=", ".join(i.skipped))
+        else:
+            continue
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> None:
@@ -29,7 +41,9 @@ def cmd_export(args: argparse.Namespace, console: Console) -> None:
     if args.format == "gradescope":
         for stem, result in results.items():
             atomic_write(args.out / stem / "results.json", json.dumps(lms.gradescope_results(result), indent=2) + "\n")
-        console.print(f"{len(results)} Gradescope results.json files written under {args.out}/.")
+        console.print(
+            messages.GRADESCOPE_EXPORT_NOTE.format(n=len(results), out=args.out), markup=False, soft_wrap=True
+        )
         return
     identities = lms.load_identities(args.identities) if args.identities else []
     roster = lms.load_roster(args.roster) if args.roster else []
@@ -37,17 +51,25 @@ def cmd_export(args: argparse.Namespace, console: Console) -> None:
     first = next(iter(results.values()))
     column = args.column or first.assignment
     if args.format == "canvas":
-        text = lms.canvas_csv(rows, column, first.max_score, args.missing)
+        text = lms.canvas_csv(rows, column, first.max_score, args.missing or "")
     else:
         text = lms.moodle_csv(rows, column, args.key, args.missing)
     atomic_write(args.out, text)
     missing = sum(row.result is None for row in rows)
-    console.print(f"{args.format} grades for {len(rows)} students ({missing} without a submission) in {args.out}.")
+    console.print(
+        f"{args.format} grades for {len(rows)} students ({missing} without a submission) in {args.out}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    if args.format == "moodle" and (n := lms.left_out(rows, args.missing)):
+        console.print(messages.MOODLE_BLANK_LEFT_OUT.format(n=n), markup=False, soft_wrap=True)
 
 
 def cmd_feedback(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
-    written = pages.write_feedback(results, args.out, _title(results, args.assignment))
+    ids = getattr(args, "identities", None)
+    names = {i.key: i.name for i in lms.load_identities(ids) if i.name} if ids else {}
+    written = pages.write_feedback(results, args.out, _title(results, args.assignment), names)
     console.print(f"{len(written) // 2} feedback pages (Markdown and HTML) written to {args.out}/.")
 
 
@@ -58,15 +80,28 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
-    """Grade the one submission Gradescope put in --submission-dir; write its results.json."""
-    from autograder.grader import GradingError, grade
+    """Grade the one submission Gradescope put in --submission-dir; write its results.json, whatever happens:
+    Gradescope shows a missing results.json as an autograder failure, not as a message to the student."""
+    from autograder.grader import grade
 
-    found = sorted(p for p in args.submission_dir.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
-    if not found:
-        raise GradingError(f"{args.submission_dir}: no notebook (.ipynb) or .py file was submitted")
-    [result] = grade(args.assignment, [found[0]], out_dir=None, options=options_from_args(args), jobs=1).results
-    atomic_write(args.results_file, json.dumps(lms.gradescope_results(result), indent=2) + "\n")
-    console.print(f"{found[0].name}: {lms.summary_line(result)}")
+    spec = load_assignment(args.assignment)
+    files = sorted(p.relative_to(args.submission_dir).as_posix() for p in args.submission_dir.rglob("*") if p.is_file())
+    chosen, skipped = lms.choose_file(files, prefer=spec.name)
+    if chosen is None:
+        message = messages.GRADESCOPE_NOTHING_GRADABLE.format(files=", ".join(files) or "no files", expected=spec.name)
+        atomic_write(args.results_file, json.dumps(lms.gradescope_failure(message), indent=2) + "\n")
+        console.print(message, markup=False, soft_wrap=True)
+        return
+    note = messages.GRADESCOPE_SKIPPED.format(file=chosen, skipped=", ".join(skipped)) if skipped else ""
+    submission = args.submission_dir / chosen
+    try:
+        [result] = grade(spec, [submission], out_dir=None, options=options_from_args(args), jobs=1).results
+    except Exception as exc:  # the grader itself failed: still a results.json the student can act on
+        message = messages.GRADESCOPE_NOT_GRADED.format(file=chosen, problem=f"{type(exc).__name__}: {exc}")
+        atomic_write(args.results_file, json.dumps(lms.gradescope_failure(message), indent=2) + "\n")
+        raise
+    atomic_write(args.results_file, json.dumps(lms.gradescope_results(result, note), indent=2) + "\n")
+    console.print(f"{chosen}: {lms.summary_line(result)}", markup=False, soft_wrap=True)
 
 
 GRADESCOPE_DIR = Path(__file__).with_name("gradescope")  # the scripts Gradescope runs, beside this module
