@@ -128,6 +128,47 @@ NOT_GRADED = "The grader stopped before reaching this submission; grade it again
 NO_SUBMISSIONS = "No submissions (.ipynb, .py, or zips of them) found in {paths}"
 EXERCISE_ABANDONED = "Not run: an earlier check of this exercise was stopped. {first}"
 
+# LMS downloads, rosters and gradebook files (instructor-facing; GRADESCOPE_* are student-facing)
+NOT_A_DOWNLOAD = "{download}: {member!r} is not named as {lms} names submissions ({shape}); is this {lms}'s {what}?"
+ROSTER_NO_ID = (
+    "{path}: the roster needs a column that identifies students: one of ID, SIS User ID, SIS Login ID, "
+    "Username, ID number, Email address, Identifier (found: {found})"
+)
+ROSTER_AMBIGUOUS = (
+    "{key}: {kind} matches more than one student on the roster ({names}); for Moodle, pass the assignment's "
+    "grading worksheet (its Identifier column names each participant) as --roster"
+)
+SKIPPED_FILES = "{key}: graded {file}; not graded: {skipped}"
+NO_GRADABLE_FILE = "{key}: no notebook (.ipynb) or .py file among {files}; counted as not submitted"
+CANVAS_ANONYMOUS = (
+    "{keys}: anonymous submissions cannot go into the gradebook file (Canvas names students once grades are "
+    "posted: download the submissions again then), or enter these grades in SpeedGrader"
+)
+CANVAS_NO_ID = "{key}: Canvas needs a user id, SIS user id or login for every student"
+MOODLE_NO_KEY = (
+    "{key}: no {field} for this student; pass Moodle's grade export or participants download (it has "
+    "{header}) as --roster: it is joined by name or, with the grading worksheet, by participant"
+)
+MOODLE_BLANK_LEFT_OUT = (
+    "{n} student(s) without a submission left out: a blank grade in Moodle's import clears an existing grade "
+    "(give --missing 0 to record a zero)"
+)
+TWO_SUBMISSIONS = "{person}: two submissions count for this student ({first} and {second}); keep one"
+GRADESCOPE_NOTHING_GRADABLE = (
+    "No notebook was found in your submission (received: {files}). Submit your notebook as a .ipynb file "
+    "(in Jupyter: File > Download > Notebook), e.g. {expected}.ipynb, then resubmit."
+)
+GRADESCOPE_NOT_GRADED = (
+    "The autograder could not grade {file} ({problem}). This is not your fault: tell your instructor, "
+    "or resubmit to try again."
+)
+GRADESCOPE_SKIPPED = "Graded {file}; not graded: {skipped}."
+GRADESCOPE_EXPORT_NOTE = (
+    "{n} results.json files written under {out}/: the file run_autograder writes on Gradescope for each "
+    "submission, to preview what students will see. Gradescope takes scores only from its autograder: "
+    "upload `autograder gradescope-zip` as the assignment's autograder."
+)
+
 # Writing assignments (instructor-facing)
 NEW_BAD_NAME = "{name!r} cannot name an assignment: use a Python identifier (letters, digits, _), e.g. week3_cnn"
 NEW_EXISTS = "{folder} already exists; choose another name or --dir"
