@@ -1,158 +1,293 @@
-"""Command line: `autograder grade | check | demo | list`. A thin layer over the library."""
+"""Command line: `autograder grade | check | demo | list | ...`. A thin layer over the library."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from autograder import messages, terminal
-from autograder.grader import DaskExecutor, Executor, GradingError, grade
+from autograder import __version__, messages, terminal
+from autograder.grader import Batch, DaskExecutor, Executor, GradingError, grade
 from autograder.options import GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
-from autograder.results import SubmissionResult
+from autograder.results import SubmissionResult, one_assignment
 from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # `validate` found problems
 EXIT_TOOL_ERROR = 2
+EXIT_INTERRUPTED = 130
 ASSIGNMENT_HELP = "a built-in assignment's name or a path to an assignment folder"
+RESULTS_HELP = "results folder written by `autograder grade`"
+Handler = Callable[[argparse.Namespace, Console], "int | None"]
+
+
+# -- the parser -----------------------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    """argparse type of --jobs: 0 or a negative number of processes is a typo, not a request."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(messages.NOT_POSITIVE.format(value=text))
+    return value
+
+
+def _out(parser: argparse.ArgumentParser, help: str, **kwargs: object) -> None:
+    parser.add_argument("-o", "--out", type=Path, help=help, **kwargs)  # type: ignore[arg-type]
+
+
+def _jobs(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument(
+        "-j", "--jobs", type=positive_int, default=default, help=f"scoring processes, at least 1 (default: {default})"
+    )
+
+
+def _assignment(parser: argparse.ArgumentParser, default_help: str = "") -> None:
+    parser.add_argument("-a", "--assignment", help=ASSIGNMENT_HELP + default_help)
+
+
+def _takes_assignment(parser: argparse.ArgumentParser) -> None:
+    """`CMD ASSIGNMENT` or `CMD --assignment ASSIGNMENT`: every command that needs one takes both spellings."""
+    parser.add_argument("positional_assignment", nargs="?", metavar="ASSIGNMENT", help=ASSIGNMENT_HELP)
+    _assignment(parser)
+    parser.set_defaults(layout="assignment")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description="Grade PyTorch coursework notebooks.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-V", "--version", action="version", version=f"autograder {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _grading_commands(commands)
+    _lms_commands(commands)
+    _authoring_commands(commands)
+    return parser
 
-    g = commands.add_parser("grade", help="grade submissions of one assignment")
-    g.add_argument("assignment", help=ASSIGNMENT_HELP)
-    g.add_argument("paths", nargs="+", type=Path, help="notebooks, .py files, folders or zips of them")
-    g.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results/)")
-    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scoring processes (default: cores)")
+
+def _grading_commands(commands: argparse._SubParsersAction) -> None:
+    g = commands.add_parser(
+        "grade", help="grade submissions of one assignment", usage="autograder grade [options] ASSIGNMENT PATH..."
+    )
+    g.add_argument("inputs", nargs="+", metavar="ASSIGNMENT PATH", help="the assignment, then notebooks, .py files, "
+                   "folders or zips of them (with --assignment: PATH... only)")  # fmt: skip
+    _assignment(g)
+    _out(g, "results folder, one assignment's (default: results/)", default=Path("results"))
+    _jobs(g, os.cpu_count() or 1)
     g.add_argument(
         "--resume", action="store_true", help="keep the results already in --out and grade only what is missing"
     )
+    g.add_argument("-q", "--quiet", action="store_true", help="print the table only, not why points were lost")
     g.add_argument("--executor", choices=("local", "dask"), default="local", help="where scoring processes run")
     g.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster)")
     add_run_options(g)
+    g.set_defaults(handler=cmd_grade, layout="assignment paths")
 
-    c = commands.add_parser("check", help="run the public checks on your own notebook")
-    c.add_argument("notebook", type=Path)
-    c.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the built-in the notebook matches best)")
+    c = commands.add_parser(
+        "check",
+        help="run the public checks on your own notebook",
+        usage="autograder check [options] [ASSIGNMENT] NOTEBOOK",
+    )
+    c.add_argument("inputs", nargs="+", metavar="[ASSIGNMENT] NOTEBOOK", help="your notebook (.ipynb) or .py file, "
+                   "after the assignment if you name it here")  # fmt: skip
+    _assignment(c, " (default: the built-in the notebook matches best)")
     add_run_options(c)
+    c.set_defaults(handler=cmd_check, layout="assignment? notebook")
 
     d = commands.add_parser("demo", help="grade the bundled example submissions of every assignment")
-    d.add_argument("--out", type=Path, default=Path("results") / "demo")
-    d.add_argument("--jobs", type=int, default=1)
+    _out(d, "results folder (default: results/demo/)", default=Path("results") / "demo")
+    _jobs(d, 1)
+    d.add_argument("-q", "--quiet", action="store_true", help="print the tables only, not why points were lost")
     add_run_options(d)
+    d.set_defaults(handler=cmd_demo)
 
-    commands.add_parser("list", help="list the built-in assignments and their exercises")
+    ls = commands.add_parser("list", help="list the built-in assignments and their exercises")
+    ls.set_defaults(handler=cmd_list)
 
-    i = commands.add_parser("intake", help="unpack a Canvas or Gradescope download: one notebook per student")
-    i.add_argument("lms", choices=("canvas", "gradescope"))
-    i.add_argument("download", type=Path, help="the LMS's submissions zip")
-    i.add_argument("--out", type=Path, required=True, help="folder for the notebooks and identities.json")
-    i.add_argument("--roster", type=Path, help="roster CSV: names, emails, SIS ids")
-
-    e = commands.add_parser("export", help="grades for an LMS from a results folder")
-    e.add_argument("format", choices=("gradescope", "canvas", "moodle"))
-    e.add_argument("results", type=Path, help="results folder written by `autograder grade`")
-    e.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
-    e.add_argument("--out", type=Path, required=True, help="CSV file (canvas, moodle) or folder (gradescope)")
-    e.add_argument("--identities", type=Path, help="identities.json written by `autograder intake`")
-    e.add_argument("--roster", type=Path, help="roster CSV; its students without a submission are listed too")
-    e.add_argument("--column", help="grade column, for Canvas exactly as its export names it: 'Lab 1 (12345)'")
-    e.add_argument("--key", choices=("email", "username"), default="email", help="Moodle: match students by")
-    e.add_argument("--missing", default="", help="grade for roster students without a submission (default: blank)")
-
-    f = commands.add_parser("feedback", help="a Markdown and an HTML feedback page per submission")
-    f.add_argument("results", type=Path)
-    f.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
-    f.add_argument("--out", type=Path, required=True)
-
-    r = commands.add_parser("report", help="one HTML class report: score histogram, failure rate of every check")
-    r.add_argument("results", type=Path)
-    r.add_argument("--assignment", help=ASSIGNMENT_HELP + " (default: the one the results name)")
-    r.add_argument("--out", type=Path, required=True, help="the HTML file to write")
-
-    gs = commands.add_parser("gradescope", help="run as Gradescope's run_autograder: grade one submission")
-    gs.add_argument("assignment", help=ASSIGNMENT_HELP)
-    gs.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"))
-    gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"))
-    add_run_options(gs)
-
-    b = commands.add_parser("build", help="otter packaging: student notebooks and autograder zips")
-    b.add_argument(
-        "assignments", nargs="*", default=list(builtin_names()), help="names or folders (default: every built-in)"
+    sim = commands.add_parser(
+        "similarity",
+        help="pairs of submissions whose code for an exercise looks copied",
+        usage="autograder similarity [options] ASSIGNMENT PATH...",
     )
-    b.add_argument("--out", type=Path, required=True, help="writes OUT/<a>/student/ and OUT/<a>/autograder/")
-    b.add_argument(
-        "--no-trusted-scores",
-        action="store_true",
-        help="leave out the NativeScores plugin (scores then come from the student's kernel; see README)",
-    )
-
-    gz = commands.add_parser("gradescope-zip", help="an autograder zip that runs the native grader on Gradescope")
-    gz.add_argument("assignment", help=ASSIGNMENT_HELP)
-    gz.add_argument("--out", type=Path, required=True, help="the zip to write")
-    sim = commands.add_parser("similarity", help="pairs of submissions whose code for an exercise looks copied")
-    sim.add_argument("assignment")
-    sim.add_argument("paths", nargs="+", type=Path, help="notebooks, folders or zips of them, or a results folder")
-    sim.add_argument("--out", type=Path, required=True, help="the HTML page; the CSV is written beside it")
+    sim.add_argument("inputs", nargs="+", metavar="ASSIGNMENT PATH", help="the assignment, then notebooks, folders "
+                     "or zips of them, or a results folder (with --assignment: PATH... only)")  # fmt: skip
+    _assignment(sim)
+    _out(sim, "the HTML page; the CSV is written beside it", required=True)
     sim.add_argument("--template", type=Path, help="the student notebook (default: the built-in's template)")
     sim.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help=f"0 to 1 ({DEFAULT_THRESHOLD})")
     sim.add_argument(
         "--common", type=int, default=DEFAULT_COMMON, help=f"code more submissions share is ignored ({DEFAULT_COMMON})"
     )
     sim.add_argument("--identities", type=Path, help="identities.json of `autograder intake`, or a roster CSV")
+    sim.set_defaults(handler=cmd_similarity, layout="assignment paths")
+
+
+def _lms_commands(commands: argparse._SubParsersAction) -> None:
+    i = commands.add_parser("intake", help="unpack a Canvas, Moodle or Gradescope download: one notebook per student")
+    i.add_argument("lms", choices=("canvas", "moodle", "gradescope"))
+    i.add_argument("download", type=Path, help="the LMS's submissions zip (Canvas, Moodle: all submissions)")
+    _out(i, "folder for the notebooks and identities.json", required=True)
+    i.add_argument("--roster", type=Path, help="roster CSV: names, emails, SIS ids")
+    _assignment(i, ": its notebook is picked when a student uploaded several (default: a notebook before .py)")
+    i.set_defaults(handler=_lms("cmd_intake"))
+
+    e = commands.add_parser("export", help="grades for an LMS from a results folder")
+    e.add_argument("format", choices=("gradescope", "canvas", "moodle"), help="the LMS to write grades for")
+    e.add_argument("results", type=Path, help=RESULTS_HELP)
+    _assignment(e, " (default: the one the results name)")
+    _out(e, "CSV file (canvas, moodle) or folder (gradescope)", required=True)
+    e.add_argument("--identities", type=Path, help="identities.json written by `autograder intake`")
+    e.add_argument("--roster", type=Path, help="roster CSV: names and ids joined, groups mapped, non-submitters added")
+    e.add_argument("--column", help="grade column, for Canvas exactly as its export names it: 'Lab 1 (12345)'")
+    e.add_argument(
+        "--key",
+        choices=("email", "username", "idnumber", "participant"),
+        default="email",
+        help="Moodle: match students by (participant: the assignment's grading worksheet, for blind marking)",
+    )
+    e.add_argument(
+        "--missing",
+        help="grade for students without a submission (default: Canvas blank, left untouched; Moodle left out, "
+        "as a blank clears a Moodle grade)",
+    )
+    e.set_defaults(handler=_lms("cmd_export"))
+
+    f = commands.add_parser("feedback", help="a Markdown and an HTML feedback page per submission")
+    f.add_argument("results", type=Path, help=RESULTS_HELP)
+    _assignment(f, " (default: the one the results name)")
+    _out(f, "folder for <submission>.md and <submission>.html", required=True)
+    f.add_argument("--identities", type=Path, help="identities.json of `autograder intake`: pages name the student")
+    f.set_defaults(handler=_lms("cmd_feedback"))
+
+    r = commands.add_parser("report", help="one HTML class report: score histogram, failure rate of every check")
+    r.add_argument("results", type=Path, help=RESULTS_HELP)
+    _assignment(r, " (default: the one the results name)")
+    _out(r, "the HTML file to write", required=True)
+    r.set_defaults(handler=_lms("cmd_report"))
+
+    # `gradescope` is the old name, kept: Gradescope's run_autograder and existing autograder zips call it.
+    gs = commands.add_parser(
+        "gradescope-run", aliases=["gradescope"], help="run as Gradescope's run_autograder: grade one submission"
+    )
+    _takes_assignment(gs)
+    gs.add_argument("--submission-dir", type=Path, default=Path("/autograder/submission"),
+                    help="where Gradescope put the submission (default: /autograder/submission)")  # fmt: skip
+    gs.add_argument("--results-file", type=Path, default=Path("/autograder/results/results.json"),
+                    help="where Gradescope reads the results (default: /autograder/results/results.json)")  # fmt: skip
+    add_run_options(gs)
+    gs.set_defaults(handler=_lms("cmd_gradescope"))
+
+    gz = commands.add_parser("gradescope-zip", help="an autograder zip that runs the native grader on Gradescope")
+    _takes_assignment(gz)
+    _out(gz, "the zip to write", required=True)
+    gz.set_defaults(handler=_lms("cmd_gradescope_zip"))
+
+
+def _authoring_commands(commands: argparse._SubParsersAction) -> None:
+    b = commands.add_parser("build", help="otter packaging: student notebooks and autograder zips")
+    b.add_argument(
+        "assignments", nargs="*", default=list(builtin_names()), help="names or folders (default: every built-in)"
+    )
+    _out(b, "writes OUT/<a>/student/ and OUT/<a>/autograder/", required=True)
+    b.add_argument(
+        "--no-trusted-scores",
+        action="store_true",
+        help="leave out the NativeScores plugin (scores then come from the student's kernel; see README)",
+    )
+    b.set_defaults(handler=cmd_build)
+
     n = commands.add_parser("new", help="write a working one-exercise assignment folder to start from")
     n.add_argument("name", help="the assignment's name (a Python identifier); the folder is DIR/NAME")
     n.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: here)")
+    n.set_defaults(handler=cmd_new)
 
     v = commands.add_parser("validate", help="prove an assignment: reference full marks, template zero, points")
-    v.add_argument("assignment", help=ASSIGNMENT_HELP)
-    return parser
+    _takes_assignment(v)
+    v.set_defaults(handler=cmd_validate)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console(highlight=False)
+class _UsageError(ValueError):
+    """A command line argparse accepts but that does not say what to do; reported as argparse reports its own."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse, then settle which positional is the assignment (`grade mlp subs/` = `grade -a mlp subs/`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    layout = getattr(args, "layout", "")
     try:
-        if args.command == "grade":
-            cmd_grade(args, console)
-        elif args.command == "check":
-            cmd_check(args, console)
-        elif args.command == "demo":
-            cmd_demo(args, console)
-        elif args.command == "build":
-            from autograder.otterkit.build import build
+        if layout == "assignment":
+            args.assignment = _one_assignment(args.positional_assignment, args.assignment)
+        elif layout == "assignment paths":
+            args.assignment, args.paths = _assignment_and_paths(args)
+        elif layout == "assignment? notebook":
+            args.assignment, args.notebook = _assignment_and_notebook(args)
+    except _UsageError as exc:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(str(exc))  # usage of that command, exit status 2
+    return args
 
-            for name, (student, bundle) in build(args.assignments, args.out, not args.no_trusted_scores).items():
-                console.print(f"{name}: student notebook {student}, autograder zip {bundle}")
-        elif args.command == "new":
-            cmd_new(args, console)
-        elif args.command == "validate":
-            return cmd_validate(args, console)
-        elif args.command == "similarity":
-            cmd_similarity(args, console)
-        elif args.command in ("intake", "export", "feedback", "report", "gradescope", "gradescope-zip"):
-            from autograder.lms import cli as lms_cli
 
-            getattr(lms_cli, f"cmd_{args.command.replace('-', '_')}")(args, console)
-        else:
-            cmd_list(console)
-    except (SpecError, GradingError, ValueError) as exc:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
+def _one_assignment(positional: str | None, option: str | None) -> str:
+    if positional and option and positional != option:
+        raise _UsageError(messages.ASSIGNMENT_TWICE.format(first=positional, second=option))
+    if not (positional or option):
+        raise _UsageError("the assignment is missing: give ASSIGNMENT or --assignment A")
+    return positional or option  # type: ignore[return-value]
+
+
+def _assignment_and_paths(args: argparse.Namespace) -> tuple[str, list[Path]]:
+    inputs: list[str] = args.inputs
+    if args.assignment:
+        return args.assignment, [Path(p) for p in inputs]
+    if len(inputs) < 2:
+        raise _UsageError(f"{args.command} needs the assignment, then at least one PATH: e.g. {args.command} mlp subs/")
+    return inputs[0], [Path(p) for p in inputs[1:]]
+
+
+def _assignment_and_notebook(args: argparse.Namespace) -> tuple[str | None, Path]:
+    inputs: list[str] = args.inputs
+    if len(inputs) > 2:
+        usage = "one NOTEBOOK, optionally after its ASSIGNMENT"
+        raise _UsageError(messages.TOO_MANY_INPUTS.format(command=args.command, usage=usage, count=len(inputs)))
+    if len(inputs) == 2:
+        return _one_assignment(inputs[0], args.assignment), Path(inputs[1])
+    return args.assignment, Path(inputs[0])
+
+
+# -- running a command ----------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = terminal.make_console()
+    try:
+        return args.handler(args, console) or EXIT_OK
+    except (SpecError, GradingError, ValueError, OSError) as exc:
+        error = terminal.make_console(stderr=True)
+        error.print("[bold red]error:[/] ", end="", markup=True)
+        error.print(str(exc), markup=False, soft_wrap=True)
         return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted; the results written so far are kept")
-        return 130
-    return EXIT_OK
+        return EXIT_INTERRUPTED
+
+
+def _lms(name: str) -> Handler:
+    """A command of autograder.lms.cli, imported when run. Those that read a results folder first make sure it
+    holds one assignment's results: a report or an export never mixes two."""
+
+    def run(args: argparse.Namespace, console: Console) -> int | None:
+        from autograder.lms import cli as lms_cli
+
+        if isinstance(getattr(args, "results", None), Path) and args.results.is_dir():
+            one_assignment(args.results)
+        return getattr(lms_cli, name)(args, console)  # type: ignore[no-any-return]
+
+    return run
 
 
 def run_with_progress(
@@ -164,7 +299,7 @@ def run_with_progress(
     jobs: int,
     resume: bool = False,
     executor: Executor | None = None,
-) -> list[SubmissionResult]:
+) -> Batch:
     spec = load_assignment(assignment)
     columns = (
         TextColumn(f"grading {spec.name}"),
@@ -198,47 +333,68 @@ def run_with_progress(
     levels = {r.isolation for r in batch.results if r.isolation}
     if "audit-hook" in levels:
         console.print(messages.WEAK_SANDBOX, style="yellow")
-    return batch.results
+    return batch
+
+
+def print_batch(console: Console, batch: Batch, quiet: bool) -> None:
+    """The table, then (unless quiet) one line per exercise that lost points, saying why."""
+    spec = batch.spec
+    table = terminal.summary_table(
+        spec.exercise_ids, batch.results, title=f"{spec.name}: {spec.title}", plain=terminal.is_plain(console)
+    )
+    terminal.print_table(console, table)
+    lines = [] if quiet else terminal.feedback_lines(batch.results)
+    if lines:
+        console.print(messages.LOST_POINTS, markup=False, soft_wrap=True)
+    for line in lines:
+        console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
 def cmd_grade(args: argparse.Namespace, console: Console) -> None:
     options = options_from_args(args)
-    spec = load_assignment(args.assignment)
     executor: Executor | None = None
     if args.executor == "dask":
         executor = DaskExecutor(args.scheduler, args.jobs)
     elif args.scheduler:
         raise ValueError("--scheduler needs --executor dask")
-    results = run_with_progress(
-        console, args.assignment, args.paths, args.out, options, args.jobs, args.resume, executor
-    )
-    console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
-    console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).")
+    batch = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs, args.resume, executor)
+    print_batch(console, batch, args.quiet)
+    if batch.replaced:
+        console.print(messages.REPLACED_RESULTS.format(names=", ".join(batch.replaced)), markup=False, soft_wrap=True)
+    if batch.kept:
+        console.print(messages.EARLIER_RESULTS.format(n=len(batch.kept), out=args.out), markup=False, soft_wrap=True)
+    console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> None:
     options = options_from_args(args)
     for name in builtin_names():
-        spec = load_assignment(name)
-        results = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
-        console.print(summary_table(spec.exercise_ids, results, title=f"{spec.name}: {spec.title}"))
-        for line in terminal.feedback_lines(results):
-            console.print(line, markup=False, soft_wrap=True)
+        batch = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
+        print_batch(console, batch, args.quiet)
         console.print()
-    console.print(f"Results written to {args.out}/<assignment>/.")
+    console.print(f"Results written to {args.out}/<assignment>/.", markup=False)
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> None:
+    """A student's self-check. Reading the notebook and naming the assignment are library calls that raise one
+    clear ValueError (exit 2), so that other front ends (a student bundle) can reuse them."""
     from autograder.grader import grade_chunk
-    from autograder.submission import load_submissions
 
-    submissions = load_submissions([args.notebook])
-    assignment = args.assignment or terminal.guess_assignment(submissions[0])
-    spec = load_assignment(assignment)
-    console.print(f"Public checks of '{spec.name}' on {args.notebook}:")
-    results = grade_chunk(spec, submissions, options_from_args(args), public_only=True)
+    submission = terminal.self_check_submission(args.notebook)
+    spec = load_assignment(terminal.self_check_assignment(submission, args.assignment))
+    console.print(f"Public checks of '{spec.name}' on {args.notebook}:", markup=False, soft_wrap=True)
+    results = grade_chunk(spec, [submission], options_from_args(args), public_only=True)
     for line in terminal.check_lines(results[0]):
         console.print(line, markup=False, soft_wrap=True)
+
+
+def cmd_build(args: argparse.Namespace, console: Console) -> None:
+    from autograder.otterkit.build import build
+
+    for name in args.assignments:  # every name first: a typo in the last must not cost the first's build
+        load_assignment(name)
+    for name, (student, bundle) in build(args.assignments, args.out, not args.no_trusted_scores).items():
+        console.print(f"{name}: student notebook {student}, autograder zip {bundle}", markup=False, soft_wrap=True)
 
 
 def cmd_new(args: argparse.Namespace, console: Console) -> None:
@@ -282,40 +438,8 @@ def cmd_similarity(args: argparse.Namespace, console: Console) -> None:
     console.print(summary, markup=False, soft_wrap=True)
 
 
-def cmd_list(console: Console) -> None:
+def cmd_list(args: argparse.Namespace, console: Console) -> None:
     for name in builtin_names():
         spec = load_assignment(name)
         exercises = ", ".join(f"{e.id} ({e.points:g})" for e in spec.exercises)
         console.print(f"{spec.name:10} {spec.title}\n{'':10} {exercises}", markup=False)
-
-
-STATUS_STYLE = {
-    "passed": "green",
-    "partial": "yellow",
-    "failed": "red",
-    "missing": "magenta",
-    "error": "red",
-    "timeout": "red",
-}
-MAX_TABLE_ROWS = 60
-LEGEND = "[green]passed[/] [yellow]partial[/] [red]failed[/]; missing, error and timeout are named"
-
-
-def summary_table(exercise_ids: Sequence[str], results: list[SubmissionResult], title: str) -> Table:
-    """One row per submission: each exercise's score coloured by status (the status named unless plain)."""
-    table = Table(title=title, title_justify="left", caption=LEGEND, caption_justify="left")
-    table.add_column("submission", no_wrap=True)
-    maxima = {e.id: e.max_score for e in results[0].exercises} if results else {}
-    for exercise_id in exercise_ids:
-        table.add_column(f"{exercise_id}\n/{maxima.get(exercise_id, 0):g}", justify="right", overflow="fold")
-    table.add_column(f"total\n/{results[0].max_score:g}" if results else "total", justify="right")
-    if len(results) > MAX_TABLE_ROWS:
-        return terminal.aggregate_table(table, exercise_ids, results)
-    for result in results:
-        cells = []
-        for exercise in result.exercises:
-            style = STATUS_STYLE.get(exercise.status, "")
-            note = "" if exercise.status in ("passed", "partial", "failed") else f" {exercise.status}"
-            cells.append(f"[{style}]{exercise.score:.4g}{note}[/]")
-        table.add_row(result.submission, *cells, f"{result.score:.4g}")
-    return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import multiprocessing
 import os
@@ -24,7 +23,17 @@ import pytest
 from autograder import messages
 from autograder.options import GradingOptions, gpu_share, place_on_gpu
 from autograder.pytest_plugin import GradingPlugin
-from autograder.results import SubmissionResult, atomic_write, error_result, grades_csv, write_json
+from autograder.results import (
+    SubmissionResult,
+    atomic_write,
+    error_result,
+    grades_csv,
+    one_assignment,
+    ordered,
+    read_result,
+    results_in,
+    write_json,
+)
 from autograder.runner import sandbox
 from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module, guard_this_process
 from autograder.runner.worker import exact_float32
@@ -57,9 +66,17 @@ class Executor(Protocol):
 @dataclass
 class Batch:
     spec: AssignmentSpec
-    results: list[SubmissionResult] = field(default_factory=list)
+    results: list[SubmissionResult] = field(default_factory=list)  # in submission-name order once grade returns
     out_dir: Path | None = None
     resumed: list[SubmissionResult] = field(default_factory=list)  # kept from an earlier, interrupted run
+    earlier: dict[str, SubmissionResult] = field(default_factory=dict)  # by stem: results already in out_dir
+    replaced: list[str] = field(default_factory=list)  # earlier results of other source files graded over
+
+    @property
+    def kept(self) -> list[SubmissionResult]:
+        """Results of earlier runs in `out_dir` that this batch did not grade again; grades.csv lists them too."""
+        graded = {r.submission for r in self.results}
+        return [r for r in self.earlier.values() if r.submission not in graded]
 
 
 def grade_chunk(
@@ -303,14 +320,22 @@ def grade(
     resume: bool = False,
 ) -> Batch:
     """Grade every submission under `paths`, writing `<name>.json` as each is graded and `grades.csv`.
+    `out_dir` holds one assignment's results: results of earlier runs there are kept and listed in grades.csv
+    too (a submission graded again replaces its own), and a folder of another assignment's results is refused.
     With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
     guard_this_process()  # with --jobs N this process starts no worker, yet SIGTERM must still stop the batch
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
+    absent = [str(p) for p in paths if not Path(p).exists()]
+    if absent:  # a mistyped path is the instructor's mistake, not a student's result
+        raise GradingError(messages.NO_SUCH_INPUT.format(paths=", ".join(absent)))
+    batch = Batch(spec, out_dir=out_dir, earlier=_earlier_results(out_dir, spec))
     submissions = load_submissions(paths)
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
-    batch = Batch(spec, out_dir=out_dir)
     stems = {s.name: s.stem for s in submissions}
+    batch.replaced = sorted(
+        s.name for s in submissions if (old := batch.earlier.get(s.stem)) and old.path and not _same(old.path, s.path)
+    )
     if resume and out_dir is not None:
         batch.resumed = _graded_before(out_dir, spec, submissions, stems)
         batch.results.extend(batch.resumed)
@@ -333,11 +358,29 @@ def grade(
                 if on_result:
                     on_result(result)
             if out_dir is not None:
-                _write_csv(out_dir, spec, batch.results, stems)
+                _write_csv(out_dir, batch)
     finally:
         if out_dir is not None and batch.results:
-            _write_csv(out_dir, spec, batch.results, stems)
+            _write_csv(out_dir, batch)
+    batch.results = ordered(batch.results)
     return batch
+
+
+def _earlier_results(out_dir: Path | None, spec: AssignmentSpec) -> dict[str, SubmissionResult]:
+    """The results already in `out_dir`, by stem; a GradingError when they are another assignment's."""
+    if out_dir is None:
+        return {}
+    earlier = results_in(out_dir)
+    try:
+        other = one_assignment(out_dir, earlier)
+    except ValueError as exc:
+        raise GradingError(str(exc)) from None
+    if other is not None and other != spec.name:
+        example = next(f"{stem}.json" for stem, r in sorted(earlier.items()) if r.assignment == other)
+        raise GradingError(
+            messages.OUT_HOLDS_OTHER.format(out=out_dir, other=other, example=example, assignment=spec.name)
+        )
+    return earlier
 
 
 def _graded_before(
@@ -346,10 +389,8 @@ def _graded_before(
     """Results already in `out_dir` for these submissions; an unreadable or foreign file is graded again."""
     found = []
     for sub in submissions:
-        path = out_dir / f"{stems[sub.name]}.json"
-        try:
-            result = SubmissionResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
+        result = read_result(out_dir / f"{stems[sub.name]}.json")
+        if result is None:
             continue
         reached = messages.NOT_GRADED not in result.errors  # one that was never reached is graded again
         if result.assignment == spec.name and result.submission == sub.name and reached:
@@ -357,10 +398,13 @@ def _graded_before(
     return found
 
 
-def _write_csv(out_dir: Path, spec: AssignmentSpec, results: list[SubmissionResult], stems: dict[str, str]) -> None:
-    order = {name: i for i, name in enumerate(stems)}
-    ordered = sorted(results, key=lambda r: order.get(r.submission, len(order)))
-    atomic_write(out_dir / "grades.csv", grades_csv(spec, ordered))
+def _same(path: str, other: str) -> bool:
+    return Path(path).resolve() == Path(other).resolve()
+
+
+def _write_csv(out_dir: Path, batch: Batch) -> None:
+    """grades.csv of the whole folder: this batch's results and those of earlier runs it did not grade again."""
+    atomic_write(out_dir / "grades.csv", grades_csv(batch.spec, ordered([*batch.results, *batch.kept])))
 
 
 __all__ = ["Batch", "GradingError", "LocalExecutor", "grade", "grade_chunk"]

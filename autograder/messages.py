@@ -179,3 +179,33 @@ VALIDATE_TEMPLATE = (
     "(checks that pass without any code: {passed})"
 )
 VALIDATE_NO_PUBLIC = "{exercise}: no public check (@pytest.mark.public); students could not check themselves"
+
+# The command line: inputs, results folders, self-checks (instructor- and student-facing)
+UNKNOWN_ASSIGNMENT = (
+    "unknown assignment {name!r}{hint}: no built-in of that name (built-ins: {builtins}) and no assignment.toml in "
+    "a folder {name}/. Give a built-in's name or the path of an assignment folder (`autograder new NAME` writes one)."
+)
+DID_YOU_MEAN = " (did you mean {guess!r}?)"
+NO_SUCH_INPUT = "no such file or folder: {paths}; nothing was graded"
+OUT_HOLDS_OTHER = (
+    "{out} already holds results of assignment {other!r} (e.g. {example}); grade {assignment!r} into a folder of "
+    "its own (--out), so that grades.csv, reports and exports never mix two assignments"
+)
+MIXED_RESULTS = (
+    "{folder} holds results of more than one assignment: {found}; a results folder must hold one assignment's "
+    "results (move the others to a folder of their own)"
+)
+EARLIER_RESULTS = "grades.csv also lists {n} submission(s) graded earlier into {out}/ and not in this batch."
+REPLACED_RESULTS = "Graded again, replacing the earlier result: {names}."
+LOST_POINTS = "Why points were lost (the first failed check of each exercise; --quiet leaves this out):"
+LEGEND_COLOUR = "[green]passed[/] [yellow]partial[/] [red]failed[/]; missing, error and timeout are named"
+LEGEND_PLAIN = "A cell is the points scored, followed by the status unless passed (partial, failed, missing, ...)."
+CHECK_FOLDER = "{path} is a folder: autograder check takes one notebook (.ipynb) or Python file (.py)"
+CHECK_SUFFIX = "{path} is not a notebook: autograder check takes a .ipynb or a .py file"
+CHECK_NO_GUESS = (
+    "{path} defines none of the functions or classes of the built-in assignments ({builtins}); "
+    "name its assignment: autograder check {path} --assignment A"
+)
+NOT_POSITIVE = "must be a whole number of at least 1, got {value!r}"
+TOO_MANY_INPUTS = "{command} takes {usage}; got {count} positional arguments"
+ASSIGNMENT_TWICE = "the assignment is given twice ({first!r} and --assignment {second!r}); give it once"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograder import messages
 from autograder.spec import AssignmentSpec, ExerciseSpec
 
 
@@ -107,12 +110,77 @@ def write_json(out_dir: Path, stem: str, result: SubmissionResult) -> Path:
 
 
 def atomic_write(path: Path, text: str) -> Path:
+    """Write `path` through a temporary file and a rename. The file gets the mode a plain `open(path, "w")` would
+    give it (an existing file's own mode, else 0o666 less the umask), not mkstemp's 0600: teaching assistants and
+    web servers must be able to read results, grade sheets and pages."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # no stray .tmp file beside the results
+        raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask. Read from /proc where it can be: setting it to read it back (the only portable way)
+    would, for that instant, let files other threads create (a progress display's) get mode 0666."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def read_result(path: Path) -> SubmissionResult | None:
+    """The result a `<stem>.json` holds; None for a file that is not one (unreadable, or another tool's JSON)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SubmissionResult.from_dict(data) if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def results_in(folder: Path) -> dict[str, SubmissionResult]:
+    """Every result in a results folder, by file stem; other JSON files there (identities.json) are left out."""
+    found = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        result = read_result(path)
+        if result is not None:
+            found[path.stem] = result
+    return found
+
+
+def one_assignment(folder: Path, results: dict[str, SubmissionResult] | None = None) -> str | None:
+    """The one assignment a results folder's results are of (None when it has none); a ValueError naming both
+    assignments and a file of each when they are of several: grades, reports and exports must never mix them."""
+    results = results_in(folder) if results is None else results
+    example: dict[str, str] = {}
+    for stem, result in sorted(results.items()):
+        example.setdefault(result.assignment, f"{stem}.json")
+    if len(example) > 1:
+        found = ", ".join(f"{name!r} ({file})" for name, file in sorted(example.items()))
+        raise ValueError(messages.MIXED_RESULTS.format(folder=folder, found=found))
+    return next(iter(example), None)
+
+
+def ordered(results: Iterable[SubmissionResult]) -> list[SubmissionResult]:
+    """Results in the order every output lists them (grades.csv, the terminal table): by submission name."""
+    return sorted(results, key=lambda r: r.submission)
 
 
 def grades_csv(spec: AssignmentSpec, results: Iterable[SubmissionResult]) -> str:

@@ -8,13 +8,14 @@ objects checks send into workers, and `statements/<exercise>.md` for statements 
 from __future__ import annotations
 
 import ast
+import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from autograder import messages
-from autograder.paths import assignment_dir
+from autograder.paths import assignment_dir, builtin_names
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,8 +100,19 @@ def load_assignment(name_or_path: str | Path | AssignmentSpec) -> AssignmentSpec
         folder = assignment_dir(name_or_path)
     spec_file = folder / "assignment.toml"
     if not spec_file.is_file():
-        raise SpecError(messages.SPEC_NOT_FOUND.format(name=name_or_path, path=spec_file))
+        raise SpecError(_not_found(name_or_path, spec_file))
     return parse_spec(spec_file)
+
+
+def _not_found(name_or_path: str | Path, spec_file: Path) -> str:
+    """A bare name that is neither a built-in nor a folder here: list the built-ins (and the closest one)."""
+    name = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in name or Path(name).exists():
+        return messages.SPEC_NOT_FOUND.format(name=name, path=spec_file)
+    builtins = builtin_names()
+    close = difflib.get_close_matches(name, builtins, n=1)
+    hint = messages.DID_YOU_MEAN.format(guess=close[0]) if close else ""
+    return messages.UNKNOWN_ASSIGNMENT.format(name=name, hint=hint, builtins=", ".join(builtins))
 
 
 def parse_spec(spec_file: Path) -> AssignmentSpec:

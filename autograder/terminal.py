@@ -3,30 +3,108 @@
 from __future__ import annotations
 
 import ast
+import os
+import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
+from autograder import messages
 from autograder.paths import builtin_names
-from autograder.results import SubmissionResult
+from autograder.results import ExerciseResult, SubmissionResult, ordered
 from autograder.spec import load_assignment
-from autograder.submission import Submission
+from autograder.submission import SUFFIXES, Submission, load_path
+
+STATUS_STYLE = {
+    "passed": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "missing": "magenta",
+    "error": "red",
+    "timeout": "red",
+}
+MAX_TABLE_ROWS = 60  # more submissions than this: one aggregate row per exercise instead
+_QUOTED = re.compile(r"'([^']+)'")  # the symbol names in messages.MISSING_ONE / MISSING_MANY
+PLAIN_WIDTH = 1000  # a log or a pipe: no wrapping at Rich's default 80 columns
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console for the terminal, or for plain output (a pipe, a log file) as wide as its lines are long."""
+    console = Console(highlight=False, stderr=stderr)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(highlight=False, stderr=stderr, width=PLAIN_WIDTH)
+
+
+def is_plain(console: Console) -> bool:
+    """Whether colour is unavailable (a pipe, a log, NO_COLOR): then the text itself must carry every status."""
+    return console.color_system is None or console.no_color
+
+
+def summary_table(
+    exercise_ids: Sequence[str], results: Sequence[SubmissionResult], title: str, plain: bool = False
+) -> Table:
+    """One row per submission, in name order: each exercise's score coloured by its status, or with the status
+    named after it in plain output; for a big batch, aggregates instead (`aggregate_table`)."""
+    legend = messages.LEGEND_PLAIN if plain else messages.LEGEND_COLOUR
+    table = Table(title=title, title_justify="left", caption=legend, caption_justify="left")
+    if plain:
+        table.box = box.ASCII2
+    table.add_column("submission", no_wrap=True)
+    maxima = {e.id: e.max_score for e in results[0].exercises} if results else {}
+    for exercise_id in exercise_ids:
+        table.add_column(f"{exercise_id}\n/{maxima.get(exercise_id, 0):g}", justify="right", overflow="fold")
+    table.add_column(f"total\n/{results[0].max_score:g}" if results else "total", justify="right")
+    if len(results) > MAX_TABLE_ROWS:
+        return aggregate_table(table, exercise_ids, results)
+    for result in ordered(results):
+        table.add_row(
+            result.submission, *(_cell(e.score, e.status, plain) for e in result.exercises), f"{result.score:.4g}"
+        )
+    return table
+
+
+def _cell(score: float, status: str, plain: bool) -> str:
+    if plain:
+        return f"{score:.4g}" if status == "passed" else f"{score:.4g} {status}"
+    note = "" if status in ("passed", "partial", "failed") else f" {status}"
+    return f"[{STATUS_STYLE.get(status, '')}]{score:.4g}{note}[/]"
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print a table; in plain output without the spaces Rich pads its title and caption lines with."""
+    if not is_plain(console):
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    console.print("\n".join(line.rstrip() for line in captured.get().splitlines()), markup=False, soft_wrap=True)
 
 
 def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
-    """For each submission, the first failed check of each exercise that lost points, in the student's words."""
-    lines = []
-    for result in results:
-        for error in result.errors[:3]:
-            lines.append(f"{result.submission}: {error}")
+    """For each submission, the first failed check of each exercise that lost points, in the student's words;
+    exercises whose symbols are all missing share one line (an empty notebook: one line, not one per exercise)."""
+    lines: list[str] = []
+    for result in ordered(results):
+        lines.extend(f"{result.submission}: {error}" for error in result.errors[:3])
+        missing: list[tuple[ExerciseResult, list[str]]] = []  # exercises lost only to undefined symbols
         for exercise in result.exercises:
             failed = [t for t in exercise.tests if not t.passed and t.counts]
-            if exercise.status != "passed" and failed:
-                if failed[0].message in result.errors:
-                    continue  # the submission-level error above already says it
-                first = failed[0].message.splitlines()[0] if failed[0].message else "failed"
-                lines.append(f"{result.submission} / {exercise.id} ({exercise.status}): {first}")
+            if exercise.status == "passed" or not failed or failed[0].message in result.errors:
+                continue  # nothing lost, or the submission-level error above already says it
+            if failed[0].outcome == "missing" and (names := _QUOTED.findall(failed[0].message.split("\n")[0])):
+                missing.append((exercise, names))
+                continue
+            first = failed[0].message.splitlines()[0] if failed[0].message else "failed"
+            lines.append(f"{result.submission} / {exercise.id} ({exercise.status}): {first}")
+        if missing:
+            statuses = "/".join(sorted({e.status for e, _ in missing}))
+            names = [n for _, found in missing for n in found]
+            lines.append(f"{result.submission} ({statuses}): {messages.missing_symbols(names)}")
     return lines
 
 
@@ -65,8 +143,8 @@ def aggregate_table(table: Table, exercise_ids: Sequence[str], results: Sequence
     return table
 
 
-def guess_assignment(submission: Submission) -> str:
-    """The built-in assignment whose exercise symbols the notebook defines most of."""
+def guess_assignment(submission: Submission) -> str | None:
+    """The built-in assignment whose exercise symbols the notebook defines most of; None when it defines none."""
     defined: set[str] = set()
     for cell in submission.cells:
         try:
@@ -74,10 +152,36 @@ def guess_assignment(submission: Submission) -> str:
         except SyntaxError:
             continue
         defined.update(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
-    best, best_hits = builtin_names()[0], -1
+    best, best_hits = None, 0
     for name in builtin_names():
         symbols = {s for e in load_assignment(name).exercises for s in e.symbol_names}
         hits = len(symbols & defined)
         if hits > best_hits:
             best, best_hits = name, hits
     return best
+
+
+def self_check_submission(path: Path) -> Submission:
+    """The one notebook (or .py) a student self-checks, read; a ValueError with one clear message when `path` is
+    missing, a folder, not a notebook, or unreadable (checking it could only repeat that for every exercise)."""
+    if not path.exists():
+        raise ValueError(messages.NO_SUCH_FILE.format(path=path))
+    if path.is_dir():
+        raise ValueError(messages.CHECK_FOLDER.format(path=path))
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(messages.CHECK_SUFFIX.format(path=path))
+    submission = load_path(path)
+    if submission.error:
+        raise ValueError(submission.error)
+    return submission
+
+
+def self_check_assignment(submission: Submission, assignment: str | None) -> str:
+    """The assignment named, else the built-in the notebook matches best; a ValueError when none matches."""
+    if assignment:
+        return assignment
+    guessed = guess_assignment(submission)
+    if guessed is None:
+        builtins = ", ".join(builtin_names())
+        raise ValueError(messages.CHECK_NO_GUESS.format(path=submission.path, builtins=builtins))
+    return guessed

@@ -8,9 +8,12 @@ cost nothing else. The whole batch must finish within BATCH_BOUND_S seconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -353,7 +356,6 @@ def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(
     `autograder` process (as the OOM killer would); its scoring processes, forks of the fork server rather than its
     children, must not outlive it. "ctrl-c": SIGINT to the process group, as a terminal sends it: the batch stops
     at once (pytest must not swallow it), and a submission half graded at that moment is not written."""
-    import signal
     import subprocess
     import sys
 
@@ -364,8 +366,9 @@ def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(
         (folder / f"student{i:02}.ipynb").write_bytes(source)
     out = tmp_path / "results"
     command = [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "--out", str(out), "--jobs", str(jobs)]
-    batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)  # fmt: skip
+    with sigint_ignored():  # as under `make test &`, cron or a CI wrapper: the test must not depend on how it started
+        batch = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True, preexec_fn=as_from_a_terminal)  # fmt: skip
     deadline = time.monotonic() + 300
     # 12 submissions make chunks of 3 (--jobs 1): the 4th result means the signal lands inside a pytest session
     while len(list(out.glob("student*.json"))) < 4 and time.monotonic() < deadline and batch.poll() is None:
@@ -402,6 +405,36 @@ def test_an_interrupted_batch_keeps_its_results_and_resume_grades_only_the_rest(
     assert all((out / name).stat().st_mtime_ns == mtime for name, mtime in kept.items()), "graded again"
     rows = (out / "grades.csv").read_text().splitlines()
     assert len(rows) == 13 and all(row.endswith(",40,40") for row in rows[1:])
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process, as it is in a job a non-interactive shell starts in the background."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def as_from_a_terminal() -> None:
+    """In the child before exec: a batch started from a terminal gets Ctrl-C, whatever this test process ignores
+    (an ignored SIGINT is inherited across exec, and Python then leaves it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_the_batch_a_ctrl_c_test_starts_can_be_interrupted_even_where_sigint_is_ignored():
+    """The condition `make test &` creates; without it the Ctrl-C cases above wait for a batch that never stops."""
+    import subprocess
+    import sys
+
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    with sigint_ignored():
+        plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+        ours = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                              preexec_fn=as_from_a_terminal)  # fmt: skip
+    assert plain.stdout.strip() == "False"  # what an unprepared child gets: Ctrl-C would not stop it
+    assert ours.stdout.strip() == "True"
 
 
 def os_kill_group(pid: int, sig: int) -> None:
