@@ -95,7 +95,9 @@ def test_build_writes_a_student_notebook_without_solutions_and_one_zip(built):
         assert not leaked, leaked
         assert "hidden=True" not in text  # hidden test cases stay in the autograder zip
         assert [p.suffix for p in (built / "trusted" / assignment / "autograder").iterdir()] == [".zip"]
-        assert not list((built / "trusted" / assignment / "student").glob("*.whl"))  # the checks ship only in the zip
+        # Beside the notebook only the student bundle (tests/test_student_bundle.py: no reference code or hidden check)
+        [wheel] = (built / "trusted" / assignment / "student").glob("*.whl")
+        assert wheel.name.startswith(f"autograder_student_{assignment}-")
 
 
 def test_the_zip_installs_the_project_from_inside_itself(built):
@@ -153,6 +155,10 @@ def test_grader_check_in_a_student_notebook_reports_the_public_checks(built, tmp
     for cell in filled.cells:  # one exercise done wrong: the loss summed instead of averaged
         if cell.source.startswith("def cross_entropy_loss"):
             cell.source = cell.source.replace("losses.mean()", "losses.sum()")
+    [wheel] = folder.glob("*.whl")  # the student bundle, on the kernel's path as if installed
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "bundle", [n for n in z.namelist() if n.startswith("autograder_bundles/")])
+    filled.cells.insert(1, nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(tmp_path / 'bundle')!r})"))
     filled.cells.append(nbformat.v4.new_code_cell('print(grader.check("cross_entropy_loss"))'))
     filled.cells.append(nbformat.v4.new_code_cell('print(grader.check("shuffle_and_split"))'))
     ExecutePreprocessor(timeout=300, kernel_name="python3").preprocess(filled, {"metadata": {"path": str(folder)}})

@@ -121,7 +121,7 @@ _DATA = (type(None), bool, int, float, complex, str, bytes, torch.Tensor, torch.
 
 
 def _is_data(value: Any) -> bool:
-    if isinstance(value, _DATA) and not isinstance(value, torch.nn.Parameter):
+    if isinstance(value, _DATA):
         return True
     if isinstance(value, (tuple, list)):
         return all(_is_data(v) for v in value)
