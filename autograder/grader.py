@@ -35,7 +35,13 @@ from autograder.results import (
     write_json,
 )
 from autograder.runner import sandbox
-from autograder.runner.proxy import FORK_SERVER_PRELOAD, Worker, bare_main_module, guard_this_process
+from autograder.runner.proxy import (
+    FORK_SERVER_PRELOAD,
+    Worker,
+    bare_main_module,
+    guard_this_process,
+    preload_modules,
+)
 from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
@@ -90,6 +96,7 @@ def grade_chunk(
 ) -> list[SubmissionResult]:
     """Grade submissions in one pytest session in this process; student code runs in worker processes (made by
     `worker_factory`). `public_only` runs the public checks only; `exercises` only those exercises' checks."""
+    preload_modules(spec.preload)  # where this process starts the fork server (a Dask worker's process)
     if submissions:
         options = place_on_gpu(options, submissions[0].name)
     if options.device.startswith("cuda"):
@@ -325,6 +332,7 @@ def grade(
     With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
     guard_this_process()  # with --jobs N this process starts no worker, yet SIGTERM must still stop the batch
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
+    preload_modules(spec.preload)  # before the fork server starts
     absent = [str(p) for p in paths if not Path(p).exists()]
     if absent:  # a mistyped path is the instructor's mistake, not a student's result
         raise GradingError(messages.NO_SUCH_INPUT.format(paths=", ".join(absent)))

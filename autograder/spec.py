@@ -24,7 +24,7 @@ else:  # pragma: no cover
 
 SymbolKind = Literal["function", "class"]
 _KINDS = ("function", "class")
-_TOP_KEYS = {"name", "title", "source", "reference", "exercises", "intro", "helpers"}
+_TOP_KEYS = {"name", "title", "source", "reference", "exercises", "intro", "helpers", "preload"}
 _EXERCISE_KEYS = {"id", "title", "symbols", "kind", "points", "reference", "forbidden", "statement"}
 STATEMENTS_DIR = "statements"
 
@@ -64,6 +64,7 @@ class AssignmentSpec:
     exercises: tuple[ExerciseSpec, ...]
     intro: str = ""  # the notebook's opening paragraph (Markdown)
     helpers_path: Path | None = None  # a module of objects the checks send into workers (models, loops)
+    preload: tuple[str, ...] = ()  # modules the fork server imports for every worker, beyond the usual ones
 
     @property
     def helpers_module(self) -> str:
@@ -154,7 +155,16 @@ class _Validator:
             exercises=exercises,
             intro=self.string(data, "intro", "intro") if "intro" in data else "",
             helpers_path=self.file_in_folder(self.string(data, "helpers", "helpers")) if helpers is not None else None,
+            preload=self.modules(data.get("preload", [])),
         )
+
+    def modules(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail("preload", f"must be an array of module names; got {value!r}")
+        for name in value:
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise self.fail("preload", f"{name!r} is not a module name (e.g. 'scipy.signal')")
+        return tuple(value)
 
     def exercise(self, raw: Any, index: int, defined: set[str]) -> ExerciseSpec:
         where = f"exercises[{index}]"

@@ -1,10 +1,13 @@
 """Seconds per submission and peak memory per worker for 10, 100 and 1000 generated submissions.
 
     python -m bench.scaling [--sizes 10 100 1000] [--jobs N] [--assignment mlp] [--device cpu [cuda]]
+                            [--classes synthetic realistic]
 
 Every size is graded by the same warm fork server in one run; seconds per submission that stay flat as the
-class grows show a cost linear in the number of submissions. With several devices, each size is graded on each
-of them in turn, and the ratio of their costs is printed (on one machine, in one run).
+class grows show a cost linear in the number of submissions. Both classes of bench.generate are graded side by
+side (the same students' exercise code, alone or inside notebooks shaped like the course's), and the ratio of
+their costs is printed. With several devices, each size is graded on each of them in turn, and the ratio of
+their costs is printed (on one machine, in one run).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from autograder.grader import grade
 from autograder.options import GradingOptions, resolve_device
-from bench.generate import make_class
+from bench.generate import STYLES, make_class
 
 
 class ScoringPeak(threading.Thread):
@@ -58,34 +61,43 @@ def _scoring_hwm_mb(pid: int, session: int) -> float:
     return int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
 
 
-def run(sizes: list[int], jobs: int, assignment: str = "mlp", devices: tuple[str, ...] = ("cpu",)) -> list[dict]:
+def run(
+    sizes: list[int],
+    jobs: int,
+    assignment: str = "mlp",
+    devices: tuple[str, ...] = ("cpu",),
+    classes: tuple[str, ...] = ("synthetic",),
+) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
         make_class(Path(tmp) / "warmup", 2, assignment=assignment)
         for device in devices:  # start the fork server (and, on a GPU, its driver) before anything is timed
             grade(assignment, [Path(tmp) / "warmup"], out_dir=None, options=GradingOptions(device=device), jobs=1)
         for n in sizes:
-            folder = Path(tmp) / f"class{n}"
-            make_class(folder, n, assignment=assignment)
-            for device in devices:
-                started = time.perf_counter()
-                out = Path(tmp) / f"results{n}-{device}"
-                batch = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
-                elapsed = time.perf_counter() - started
-                peaks = [r.worker_peak_mb for r in batch.results if r.worker_peak_mb]
-                rows.append(
-                    {
-                        "device": device,
-                        "submissions": n,
-                        "seconds": elapsed,
-                        "per_submission": elapsed / n,
-                        "worker_peak_mb": max(peaks) if peaks else 0.0,
-                        "full_marks": sum(r.score == r.max_score for r in batch.results),
-                        "graded": len(batch.results),
-                        "scores": {r.submission: r.score for r in batch.results},
-                    }
-                )
+            for style in classes:
+                folder = Path(tmp) / f"{style}{n}"
+                make_class(folder, n, assignment=assignment, style=style)
+                for device in devices:
+                    rows.append(_measure(assignment, folder, Path(tmp) / f"results-{style}{n}-{device}", device, jobs))
+                    rows[-1].update({"class": style, "submissions": n})
     return rows
+
+
+def _measure(assignment: str, folder: Path, out: Path, device: str, jobs: int) -> dict:
+    started = time.perf_counter()
+    batch = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
+    elapsed = time.perf_counter() - started
+    n = len(batch.results)
+    peaks = [r.worker_peak_mb for r in batch.results if r.worker_peak_mb]
+    return {
+        "device": device,
+        "seconds": elapsed,
+        "per_submission": elapsed / n,
+        "worker_peak_mb": max(peaks) if peaks else 0.0,
+        "full_marks": sum(r.score == r.max_score for r in batch.results),
+        "graded": n,
+        "scores": {r.submission: r.score for r in batch.results},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,32 +106,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--assignment", default="mlp", help="a built-in assignment (default mlp)")
     parser.add_argument("--device", nargs="+", default=["cpu"], help="one or more of cpu, cuda (default cpu)")
+    parser.add_argument(
+        "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"
+    )
     args = parser.parse_args(argv)
     devices = tuple(resolve_device(d) for d in args.device)
+    classes = tuple(args.classes)
     watcher = ScoringPeak()
     watcher.start()
-    rows = run(args.sizes, args.jobs, args.assignment, devices)
+    rows = run(args.sizes, args.jobs, args.assignment, devices, classes)
     forked_peak = watcher.stop()
     print(f"bench.scaling: {args.assignment}, --jobs {args.jobs}, {os.cpu_count()} cores, devices {', '.join(devices)}")
-    print(f"{'device':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} {'worker peak MiB':>16} "
-          f"{'full marks':>11}")  # fmt: skip
+    print(f"{'class':>10} {'device':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} "
+          f"{'worker peak MiB':>16} {'full marks':>11}")  # fmt: skip
     for row in rows:
         print(
-            f"{row['device']:>7} {row['submissions']:>12} {row['seconds']:>9.1f} {row['per_submission']:>13.3f} "
-            f"{row['worker_peak_mb']:>16.0f} {row['full_marks']:>11}"
+            f"{row['class']:>10} {row['device']:>7} {row['submissions']:>12} {row['seconds']:>9.1f} "
+            f"{row['per_submission']:>13.3f} {row['worker_peak_mb']:>16.0f} {row['full_marks']:>11}"
         )
-    for device in devices:
-        mine = [r for r in rows if r["device"] == device]
+    for style, device in ((c, d) for c in classes for d in devices):
+        mine = [r for r in rows if r["device"] == device and r["class"] == style]
         first, last = mine[0], mine[-1]
-        print(f"{device}: cost per submission at {last['submissions']} / at {first['submissions']}: "
+        print(f"{style} on {device}: cost per submission at {last['submissions']} / at {first['submissions']}: "
               f"{last['per_submission'] / first['per_submission']:.2f}x")  # fmt: skip
-    for n in args.sizes if len(devices) > 1 else ():
-        by_device = {r["device"]: r for r in rows if r["submissions"] == n}
+    for n, device in ((n, d) for n in args.sizes for d in devices):
+        by_class = {r["class"]: r for r in rows if r["submissions"] == n and r["device"] == device}
+        if len(by_class) == 2:
+            real, synthetic = by_class["realistic"], by_class["synthetic"]
+            print(f"{n} submissions on {device}: realistic / synthetic s/submission: "
+                  f"{real['per_submission'] / synthetic['per_submission']:.2f}x; "
+                  f"same scores: {list(real['scores'].values()) == list(synthetic['scores'].values())}")  # fmt: skip
+    for n, style in ((n, c) for n in args.sizes for c in classes) if len(devices) > 1 else ():
+        by_device = {r["device"]: r for r in rows if r["submissions"] == n and r["class"] == style}
         base = by_device[devices[0]]
         for device in devices[1:]:
             other = by_device[device]
             same = other["scores"] == base["scores"]
-            print(f"{n} submissions: {device} / {devices[0]} seconds: "
+            print(f"{n} {style} submissions: {device} / {devices[0]} seconds: "
                   f"{other['seconds'] / base['seconds']:.2f}x; same scores: {same}")  # fmt: skip
     # With --jobs 1 this process is the scoring process.
     scoring_peak = forked_peak if args.jobs > 1 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,11 +1,12 @@
 """The same N generated `mlp` submissions graded by `otter run` (with the project's own autograder zip from
 `autograder build`, one process per submission, --jobs of them in parallel) and by `autograder grade --jobs`,
-timed side by side in one run.
+timed side by side in one run, for each class of bench.generate.
 
-    python -m bench.vs_otter [--n 20] [--jobs N] [--no-trusted-scores]
+    python -m bench.vs_otter [--n 20] [--jobs N] [--no-trusted-scores] [--classes synthetic realistic]
 
-The generated notebooks hold only definitions, which favours otter: real notebooks also train and plot, and
-otter runs every cell while the native grader skips them.
+The synthetic notebooks hold only definitions, which favours otter; the realistic ones (bench/realistic.py) also
+install, import, download, plot and train at top level, as course notebooks do: otter runs every cell, the native
+grader only the definitions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from autograder.grader import grade
 from autograder.options import GradingOptions
 from autograder.otterkit.build import build
-from bench.generate import make_class
+from bench.generate import STYLES, make_class
 
 
 def otter_run(bundle: Path, notebook: Path, out: Path) -> dict[str, float]:
@@ -36,37 +37,47 @@ def otter_run(bundle: Path, notebook: Path, out: Path) -> dict[str, float]:
     return {t["name"]: t["score"] for t in json.loads(results.read_text())["tests"] if "score" in t}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--no-trusted-scores", action="store_true", help="build the zip without NativeScores")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-vs-otter-") as tmp:
-        root = Path(tmp)
-        paths = make_class(root / "class", args.n, seed=2)
-        [(_, bundle)] = build(["mlp"], root / "build", trusted_scores=not args.no_trusted_scores).values()
+def compare(root: Path, bundle: Path, n: int, jobs: int, style: str) -> dict[str, float]:
+    """Seconds of otter and of the native grader on one class, and how many submissions they score alike."""
+    paths = make_class(root / style, n, seed=2, style=style)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        otter = list(pool.map(lambda p: otter_run(bundle, p, root / f"otter-{style}" / p.stem), paths))
+    otter_s = time.perf_counter() - started
 
-        started = time.perf_counter()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            otter = list(pool.map(lambda p: otter_run(bundle, p, root / "otter" / p.stem), paths))
-        otter_s = time.perf_counter() - started
-
-        started = time.perf_counter()
-        batch = grade("mlp", [root / "class"], out_dir=root / "native", options=GradingOptions(), jobs=args.jobs)
-        native_s = time.perf_counter() - started
+    started = time.perf_counter()
+    batch = grade("mlp", [root / style], out_dir=root / f"native-{style}", options=GradingOptions(), jobs=jobs)
+    native_s = time.perf_counter() - started
 
     native = {r.submission.removesuffix(".ipynb"): {e.id: e.score for e in r.exercises} for r in batch.results}
     agree = sum(
         all(abs(scores.get(k, -1) - v) < 1e-6 for k, v in native[p.stem].items())
         for p, scores in zip(paths, otter, strict=True)
     )
-    print(f"bench.vs_otter: {args.n} generated mlp submissions, --jobs {args.jobs}, {os.cpu_count()} cores, "
-          f"plugin {'off' if args.no_trusted_scores else 'on'}")  # fmt: skip
-    print(f"  otter run:        {otter_s:8.1f} s  {otter_s / args.n:.2f} s/submission")
-    print(f"  autograder grade: {native_s:8.1f} s  {native_s / args.n:.2f} s/submission")
-    print(f"  ratio (otter / native): {otter_s / native_s:.1f}x")
-    print(f"  per-question scores equal: {agree} of {args.n}")
+    return {"otter": otter_s, "native": native_s, "agree": agree}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20, help="submissions per class (default 20)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-trusted-scores", action="store_true", help="build the zip without NativeScores")
+    parser.add_argument(
+        "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-vs-otter-") as tmp:
+        root = Path(tmp)
+        [(_, bundle)] = build(["mlp"], root / "build", trusted_scores=not args.no_trusted_scores).values()
+        runs = {style: compare(root, bundle, args.n, args.jobs, style) for style in args.classes}
+    print(f"bench.vs_otter: {args.n} generated mlp submissions per class, --jobs {args.jobs}, "
+          f"{os.cpu_count()} cores, plugin {'off' if args.no_trusted_scores else 'on'}")  # fmt: skip
+    for style, run in runs.items():
+        print(f"{style}:")
+        print(f"  otter run:        {run['otter']:8.1f} s  {run['otter'] / args.n:.2f} s/submission")
+        print(f"  autograder grade: {run['native']:8.1f} s  {run['native'] / args.n:.2f} s/submission")
+        print(f"  ratio (otter / native): {run['otter'] / run['native']:.1f}x")
+        print(f"  per-question scores equal: {run['agree']:g} of {args.n}")
     return 0
 
 

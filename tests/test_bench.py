@@ -10,14 +10,23 @@ from bench import floor, scaling
 
 
 @pytest.mark.slow
-def test_scaling_reports_every_size_and_the_generated_mix(capsys):
-    assert scaling.main(["--sizes", "4", "20", "--jobs", "2"]) == 0
+def test_scaling_reports_every_size_and_class_and_realistic_notebooks_score_the_same(capsys):
+    assert scaling.main(["--sizes", "3", "20", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    rows = re.findall(r"^\s+cpu\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$", out, re.MULTILINE)
-    assert [int(r[0]) for r in rows] == [4, 20]
-    assert int(rows[1][4]) == 9  # of every 20 generated students, 9 are fully right
-    assert all(0 < float(r[2]) < 60 and int(r[3]) > 0 for r in rows)
-    assert re.search(r"cpu: cost per submission at 20 / at 4: [\d.]+x", out)
+    rows = re.findall(r"^\s+(synthetic|realistic)\s+cpu\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)$", out, re.M)
+    assert [(r[0], int(r[1])) for r in rows] == [
+        ("synthetic", 3),
+        ("realistic", 3),
+        ("synthetic", 20),
+        ("realistic", 20),
+    ]
+    assert [int(r[5]) for r in rows[2:]] == [9, 9]  # of every 20 generated students, 9 are fully right
+    assert all(0 < float(r[3]) < 60 and int(r[4]) > 0 for r in rows)
+    assert re.search(r"synthetic on cpu: cost per submission at 20 / at 3: [\d.]+x", out)
+    # the same students' code inside course-shaped notebooks (magics, torchvision, plots, training) scores the same
+    assert (
+        len(re.findall(r"submissions on cpu: realistic / synthetic s/submission: [\d.]+x; same scores: True", out)) == 2
+    )
     # the scoring processes are forks of the fork server, found by their process name
     assert re.search(r"peak memory of a scoring process: [1-9]\d+ MiB", out), out
 
@@ -34,11 +43,11 @@ def test_floor_grades_the_same_scores_in_process(capsys):
 def test_vs_otter_times_both_and_their_scores_agree(capsys):
     from bench import vs_otter
 
-    assert vs_otter.main(["--n", "2", "--jobs", "2", "--no-trusted-scores"]) == 0
+    assert vs_otter.main(["--n", "2", "--jobs", "2", "--no-trusted-scores", "--classes", "synthetic"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"otter run: +[\d.]+ s", out) and re.search(r"autograder grade: +[\d.]+ s", out)
     assert re.search(r"ratio \(otter / native\): [\d.]+x", out)
-    assert "per-question scores equal: 2 of 2" in out
+    assert "synthetic:\n" in out and "per-question scores equal: 2 of 2" in out
 
 
 def test_devices_names_every_check_whose_verdict_differs():

@@ -2,12 +2,56 @@
 
 multiprocessing's fork server can only import modules by name before it forks, so importing this module is what
 prepares the server that every worker (and, with `--jobs N`, every scoring process) is forked from: the worker's
-code, torch included, is imported once for all forks, and the server is made non-dumpable, so that a worker can
-read neither its memory nor, through /proc/<pid>/root, its view of the files. It is the one module whose import
-changes the process: import it nowhere else (`proxy.FORK_SERVER_PRELOAD` names it).
+code, torch included, and the libraries course notebooks import (`COURSE_MODULES`) are imported once for all forks,
+and the server is made non-dumpable, so that a worker can read neither its memory nor, through /proc/<pid>/root,
+its view of the files. It is the one module whose import changes the process: import it nowhere else
+(`proxy.FORK_SERVER_PRELOAD` names it).
+
+Why the course's libraries: a worker that imports matplotlib.pyplot or torchvision itself pays for it on every
+submission (pyplot also rebuilds its font list in the worker's empty scratch folder): seconds per notebook, most of
+a realistic notebook's cost (bench.floor). Imported here, a worker's `import torchvision` is a dictionary lookup.
+What a module does at import happens once, in the grader's own process before any student code exists, so it
+hands a worker nothing it could not import itself; the checks seed torch, numpy and random before every call, so
+module state inherited by every fork (numpy's global generator) cannot change a verdict.
 """
+
+import importlib
+import os
 
 import autograder.runner.worker  # noqa: F401 - imported once here, inherited by every fork
 from autograder.runner import sandbox
+from autograder.runner.proxy import PRELOAD_ENV
 
+# What the course's notebooks import besides torch (see ../shared/seeds/); absent ones are skipped. An assignment
+# adds its own with `preload = [...]` in its assignment.toml.
+COURSE_MODULES = (
+    "numpy",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "torchvision",
+    "torchvision.transforms",
+    "torchvision.datasets",
+    "torch.utils.data",
+    "tqdm",
+    "tqdm.auto",
+    "IPython.display",
+    "ipywidgets",
+    "requests",
+)
+
+
+def import_quietly(names: tuple[str, ...]) -> list[str]:
+    """Import what can be imported; a library that is missing or fails to import is the worker's to meet."""
+    loaded = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S112 - a preload is an optimisation, never a reason to fail
+            continue
+        loaded.append(name)
+    return loaded
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # before pyplot: plots render nowhere, as in the workers
+import_quietly(COURSE_MODULES + tuple(os.environ.get(PRELOAD_ENV, "").split()))
 sandbox.protect_this_process()

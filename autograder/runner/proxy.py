@@ -18,7 +18,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ from autograder.runner.worker import (
 
 # multiprocessing's fork server can only import modules before it forks; this one prepares it (see its docstring).
 FORK_SERVER_PRELOAD = "autograder.runner.preload"
+PRELOAD_ENV = "AUTOGRADER_PRELOAD"  # more modules for the fork server to import, space-separated
 _MEMORY_POLL_S = 0.05
 
 
@@ -108,6 +109,15 @@ def _reuse_parent_fork_server() -> None:
         and "ensure_running" not in vars(server)
     ):
         server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
+
+
+def preload_modules(names: Sequence[str]) -> None:
+    """Have this process's fork server import `names` too (an assignment's `preload`), so that every worker
+    inherits them. The server reads them when it starts: with the first worker or scoring process of this process;
+    a server already running (an earlier assignment graded by the same process) keeps what it has."""
+    wanted = [*os.environ.get(PRELOAD_ENV, "").split(), *names]
+    if wanted:
+        os.environ[PRELOAD_ENV] = " ".join(dict.fromkeys(wanted))
 
 
 def _context() -> multiprocessing.context.ForkServerContext:
