@@ -14,8 +14,8 @@ NO_SUCH_FILE = "{path} does not exist"
 
 NO_DASK = "--executor dask needs Dask: pip install 'dask[distributed]' (and dask-jobqueue for Slurm)"
 WEAK_SANDBOX = (
-    "Note: workers ran without namespaces (the grader is not root here), behind the audit-hook layer only; "
-    "see 'Running untrusted submissions safely' in the README."
+    "Note: workers ran behind the audit-hook layer only: no namespaces could be made here (user namespaces refused "
+    "and bubblewrap not installed); see 'Running untrusted submissions safely' in the README."
 )
 
 # Running student code (student-facing)

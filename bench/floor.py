@@ -4,19 +4,26 @@ worker process, no pipe, no sandbox), against the real grader, side by side in o
     python -m bench.floor [--n 40]
 
 The submissions are generated (bench.generate) and trusted; never grade real submissions this way. The
-difference between the two is what isolation costs per submission.
+difference between the two is what isolation costs per submission. A third run grades with workers behind the
+audit hook only: the difference to the grader is what the namespace layer (root's, or as another user the user
+namespace or bubblewrap's) adds to a worker's start.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from autograder.grader import LocalExecutor, grade
 from autograder.options import GradingOptions
+from autograder.runner.proxy import Worker
+from autograder.runner.sandbox import NO_NAMESPACES_ENV
 from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
 from bench.generate import make_class
 
@@ -49,11 +56,32 @@ class InProcessWorker:
         return 0  # its prints go to this process's own output
 
 
-def measure(folder: Path, in_process: bool) -> tuple[float, list[float]]:
-    executor = LocalExecutor(1, worker_factory=InProcessWorker) if in_process else LocalExecutor(1)
+def audit_hook_worker(config: WorkerConfig) -> Worker:
+    """A real worker that stops before the namespaces: the audit hook is its only wall."""
+    return Worker(dataclasses.replace(config, env={**config.env, NO_NAMESPACES_ENV: "1"}))
+
+
+def measure(folder: Path, worker: str = "isolated") -> tuple[float, list[float], str]:
+    """Seconds, scores, and the layer the workers reached; `worker` is "isolated", "audit-hook" or "in-process"."""
+    factory = {"isolated": Worker, "audit-hook": audit_hook_worker, "in-process": InProcessWorker}[worker]
+    executor = LocalExecutor(1, worker_factory=factory)
     started = time.perf_counter()
     batch = grade("mlp", [folder], out_dir=None, options=GradingOptions(), executor=executor, jobs=1)
-    return time.perf_counter() - started, [r.score for r in batch.results]
+    layers = sorted({r.isolation for r in batch.results if r.isolation})
+    return time.perf_counter() - started, [r.score for r in batch.results], ",".join(layers) or "none"
+
+
+def worker_start_ms(factory: Callable[[WorkerConfig], Worker], repeats: int = 10) -> float:
+    """Median milliseconds from asking for a worker to its first answer: the part of a submission's cost that the
+    namespace layer changes, measured alone."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        worker = factory(WorkerConfig())
+        worker.request("load", [(0, "x = 1")], "definitions", timeout=60)
+        times.append((time.perf_counter() - started) * 1000)
+        worker.stop()
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,16 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
         folder = Path(tmp) / "class"
         make_class(folder, args.n, seed=1)
-        measure(folder, in_process=False)  # warm both paths: imports, fork server, references
-        measure(folder, in_process=True)
-        grader, scores = measure(folder, in_process=False)
-        floor, floor_scores = measure(folder, in_process=True)
+        measure(folder)  # warm every path: imports, fork server, references
+        measure(folder, "audit-hook")
+        measure(folder, "in-process")
+        grader, scores, layer = measure(folder)
+        hook_only, hook_scores, _ = measure(folder, "audit-hook")
+        floor, floor_scores, _ = measure(folder, "in-process")
+        start_isolated, start_hook_only = worker_start_ms(Worker), worker_start_ms(audit_hook_worker)
     print(f"bench.floor: {args.n} generated mlp submissions, --jobs 1")
-    print(f"  grader (isolated workers): {grader:8.2f} s  {grader / args.n:.3f} s/submission")
+    print(f"  grader (isolated workers): {grader:8.2f} s  {grader / args.n:.3f} s/submission  (workers: {layer})")
+    print(f"  grader, audit hook only:   {hook_only:8.2f} s  {hook_only / args.n:.3f} s/submission")
     print(f"  floor (checks in-process): {floor:8.2f} s  {floor / args.n:.3f} s/submission")
     print(f"  grader / floor: {grader / floor:.2f}x; isolation costs {(grader - floor) / args.n * 1000:.0f} ms "
           "per submission")  # fmt: skip
-    print(f"  same scores: {scores == floor_scores}")
+    print(f"  the {layer} layer costs {(grader - hook_only) / args.n * 1000:.0f} ms per submission "
+          f"(grader / audit hook only: {grader / hook_only:.2f}x)")  # fmt: skip
+    print(f"  worker start to first answer (median of 10): {start_isolated:.0f} ms with the {layer} layer, "
+          f"{start_hook_only:.0f} ms with the audit hook only")  # fmt: skip
+    print(f"  same scores: {scores == floor_scores == hook_scores}")
     return 0
 
 

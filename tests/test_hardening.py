@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,9 @@ from autograder import messages
 from autograder.grader import grade
 from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
+from autograder.results import SubmissionResult
 
+from . import unprivileged
 from .conftest import write_notebook
 from .mutants import mlp
 
@@ -33,6 +38,8 @@ MEMORY_MB = 1024
 BATCH_BOUND_S = 180  # measured ~30 s with --jobs 1 or 2 on a 2-core machine; the bound leaves room for a slow CI
 
 CE_HEAD = "def cross_entropy_loss(x, labels):\n"
+# torch.from_file(shared=True) opens and maps the file in C, past the audit hook: only the namespaces stop it.
+ESCAPE = Path(tempfile.gettempdir()) / "autograder-from-file-escape"
 
 # (kind, attacked exercise, code replacing that exercise, words the student's message must contain)
 ATTACKS: list[tuple[str, str, str, str]] = [
@@ -92,6 +99,9 @@ ATTACKS: list[tuple[str, str, str, str]] = [
     ("evil_return_object", "cross_entropy_loss",
      "import os\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/autograder-pwned',))\n"
      "    def __eq__(self, other):\n        return True\n" + CE_HEAD + "    return Evil()\n", ""),
+    ("writes_outside_through_native_code", "cross_entropy_loss",
+     CE_HEAD + f"    mark = torch.from_file({str(ESCAPE)!r}, shared=True, size=4)\n    mark[0] = 1\n"
+     "    return x.mean()\n", "unable to open file"),
     ("syntax_error_in_one_cell", "Net", "class Net(nn.Module)\n    def forward(self, x):\n        return x\n",
      "SyntaxError"),
 ]  # fmt: skip
@@ -107,14 +117,9 @@ def _cells(exercise: str, code: str) -> list[str]:
     return [mlp.HEADER] + [code if ex == exercise else base for ex, base in mlp.BASE.items()]
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["jobs1", "jobs2"])
-def batch(request, tmp_path_factory):
-    """The corpus graded in one batch; with --jobs 2 the scoring processes and their workers are forks of one
-    shared fork server, so the sandbox is checked on that path too."""
-    folder = tmp_path_factory.mktemp("hostile")
-    out = tmp_path_factory.mktemp("results")
-    sentinel = out / "sentinel.json"
-    sentinel.write_text('{"untouched": true}\n')
+def grade_corpus(folder: Path, out: Path, jobs: int) -> float:
+    """Write the corpus into `folder`, grade it into `out` (seconds taken); also run as an unprivileged user."""
+    (out / "sentinel.json").write_text('{"untouched": true}\n')
     for kind, exercise, code, _ in ATTACKS:
         write_notebook(folder / f"{kind}.ipynb", _cells(exercise, code))
     overwrite = (
@@ -130,9 +135,62 @@ def batch(request, tmp_path_factory):
         (folder / name).write_bytes(data)
     options = GradingOptions(timeout=TIMEOUT_S, memory_mb=MEMORY_MB, budget=60)
     started = time.perf_counter()
-    report = grade("mlp", [folder], out_dir=out, options=options, jobs=request.param)
-    elapsed = time.perf_counter() - started
-    return {r.submission: r for r in report.results}, out, elapsed
+    grade("mlp", [folder], out_dir=out, options=options, jobs=jobs)
+    return time.perf_counter() - started
+
+
+def _read_results(out: Path) -> dict[str, SubmissionResult]:
+    written = (json.loads(p.read_text()) for p in out.glob("*.json"))
+    return {d["submission"]: SubmissionResult.from_dict(d) for d in written if "submission" in d}  # not the sentinel
+
+
+def _graded_here(tmp_path_factory, jobs: int):
+    """The corpus graded by this process; with --jobs 2 the scoring processes and their workers are forks of one
+    shared fork server, so the sandbox is checked on that path too."""
+    if ESCAPE.exists():
+        ESCAPE.unlink()
+    folder, out = tmp_path_factory.mktemp("hostile"), tmp_path_factory.mktemp("results")
+    elapsed = grade_corpus(folder, out, jobs)
+    return _read_results(out), out, elapsed
+
+
+@pytest.fixture(scope="module")
+def batch_jobs1(tmp_path_factory):
+    return _graded_here(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="module")
+def batch_jobs2(tmp_path_factory):
+    return _graded_here(tmp_path_factory, 2)
+
+
+@pytest.fixture(scope="module")
+def batch_unprivileged():
+    """The corpus graded by `nobody` (the tests run as root): what an instructor grading as themselves gets."""
+    arranged = unprivileged.arrange()
+    yield _graded_by(arranged)
+    shutil.rmtree(arranged.root, ignore_errors=True)
+
+
+def _graded_by(arranged: unprivileged.Unprivileged):
+    if ESCAPE.exists():
+        ESCAPE.unlink()
+    folder, out = arranged.root / "hostile", arranged.root / "results"
+    for made in (folder, out):
+        made.mkdir()
+        os.chown(made, arranged.uid, arranged.gid)
+    code = (
+        "import sys; from pathlib import Path; from tests.test_hardening import grade_corpus; "
+        f"print(grade_corpus(Path({str(folder)!r}), Path({str(out)!r}), 1))"
+    )
+    proc = arranged.run(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return _read_results(out), out, float(proc.stdout.split()[-1])
+
+
+@pytest.fixture(scope="module", params=["jobs1", "jobs2", pytest.param("unprivileged", marks=pytest.mark.slow)])
+def batch(request):
+    return request.getfixturevalue(f"batch_{request.param}")
 
 
 def test_corpus_has_at_least_fifteen_kinds():
@@ -176,6 +234,10 @@ def test_nothing_in_a_returned_object_runs_in_the_grader(batch):
     assert not Path("/tmp/autograder-pwned").exists()
 
 
+def test_native_code_cannot_write_outside_the_working_folder(batch):
+    assert not ESCAPE.exists()  # the namespaces' read-only view stops it where the audit hook cannot see it
+
+
 @pytest.mark.parametrize("name", sorted(BROKEN_FILES))
 def test_unreadable_files_get_an_error_result_and_cost_nothing_else(batch, name):
     results, out, _ = batch
@@ -187,11 +249,23 @@ def test_unreadable_files_get_an_error_result_and_cost_nothing_else(batch, name)
     assert results["honest.ipynb"].score == 40
 
 
-def test_workers_ran_in_the_strongest_sandbox_this_machine_allows(batch):
-    import os
-
+def test_workers_ran_in_the_strongest_sandbox_this_machine_allows(request, batch):
     levels = {r.isolation for r in batch[0].values() if r.isolation}
-    assert levels == ({"namespaces"} if os.geteuid() == 0 else {"audit-hook"})
+    if os.geteuid() == 0 and "unprivileged" not in request.node.callspec.id:
+        assert levels == {"namespaces"}
+    else:  # graded by an ordinary user: nobody here, or whoever runs these tests
+        assert levels == {unprivileged.expected_layer()}
+
+
+@pytest.mark.slow
+def test_an_unprivileged_grader_gives_the_same_verdicts_as_root(batch_jobs1, batch_unprivileged):
+    """Every exercise of every file: the same status and score, whether graded by root or by nobody."""
+
+    def verdicts(results: dict[str, SubmissionResult]) -> dict[str, list[tuple[str, str, float]]]:
+        return {name: [(e.id, e.status, e.score) for e in r.exercises] for name, r in results.items()}
+
+    assert batch_jobs1[0].keys() == batch_unprivileged[0].keys()
+    assert verdicts(batch_unprivileged[0]) == verdicts(batch_jobs1[0])
 
 
 def test_memory_that_grows_slowly_is_stopped_by_the_watchdog():
