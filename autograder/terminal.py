@@ -76,13 +76,18 @@ def _cell(score: float, status: str, plain: bool) -> str:
 
 
 def print_table(console: Console, table: Table) -> None:
-    """Print a table; in plain output without the spaces Rich pads its title and caption lines with."""
+    """Print a table. In plain output its title and caption are lines of their own, unwrapped (Rich wraps them to
+    the table's width), and no line ends in the spaces Rich pads them with."""
     if not is_plain(console):
         console.print(table)
         return
+    title, caption = table.title, table.caption
+    table.title = table.caption = None
     with console.capture() as captured:
         console.print(table)
-    console.print("\n".join(line.rstrip() for line in captured.get().splitlines()), markup=False, soft_wrap=True)
+    table.title, table.caption = title, caption
+    lines = [str(title or ""), *captured.get().splitlines(), str(caption or "")]
+    console.print("\n".join(line.rstrip() for line in lines if line.strip()), markup=False, soft_wrap=True)
 
 
 def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:

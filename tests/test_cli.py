@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import torch
 from autograder import messages
 from autograder.paths import PROJECT_ROOT
 
-from .conftest import EXAMPLES, run_cli
+from .conftest import EXAMPLES, run_cli, write_notebook
 
 EXPECTED = json.loads((EXAMPLES / "expected_scores.json").read_text())
 DOCUMENTED_KEYS = {"submission", "assignment", "score", "max_score", "device", "duration_s", "errors", "exercises"}
@@ -109,18 +110,74 @@ def test_demo_prints_tables_and_feedback(demo):
     assert "partly_wrong.ipynb / cross_entropy_loss (partial)" in stdout
 
 
-def test_grade_command_writes_results(tmp_path):
-    out = tmp_path / "out"
-    proc = run_cli("grade", "decoding", str(EXAMPLES / "decoding"), "--out", str(out), "--jobs", "2")
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One real `grade` run, output to a pipe, under umask 002: the bundled decoding examples and three files that
+    score nothing for different reasons (not a notebook, an empty notebook, a notebook of syntax errors)."""
+    root = tmp_path_factory.mktemp("grade")
+    extra = root / "more"
+    write_notebook(extra / "empty.ipynb", [])
+    write_notebook(extra / "syntax.ipynb", ["def DeepNetReLU(x:\n    return x", "class train\n    pass"])
+    (root / "notes.txt").write_text("my answers are in the PDF")
+    out = root / "out"
+    command = ["grade", "decoding", str(EXAMPLES / "decoding"), str(extra), str(root / "notes.txt"), "-o", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "autograder", *command, "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+        preexec_fn=lambda: os.umask(0o002),  # not 022: the modes must follow the umask, not a fixed 0644
+    )
     assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def test_grade_command_writes_results(graded):
+    out, stdout = graded
     assert sorted(p.name for p in out.iterdir()) == [
         "broken.json",
         "correct.json",
+        "empty.json",
         "grades.csv",
+        "notes.json",
         "partly_wrong.json",
+        "syntax.json",
         "template.json",
     ]
-    assert "Results written to" in proc.stdout
+    assert "Results written to" in stdout
+
+
+def test_grade_says_why_each_submission_lost_points(graded):
+    stdout = graded[1]
+    assert messages.LOST_POINTS in stdout
+    assert "  notes.txt: notes.txt could not be read as a Jupyter notebook" in stdout
+    assert (
+        "  empty.ipynb (missing): 'DeepNetReLU', 'train', 'regularized_loss' are not defined in your notebook."
+        in stdout
+    )
+    assert "  syntax.ipynb: Cell 1, line 1: SyntaxError: '(' was never closed" in stdout
+    assert "  syntax.ipynb: Cell 2, line 1: SyntaxError: expected ':'" in stdout
+    assert "  template.ipynb / DeepNetReLU (failed): Your code raised NotImplementedError" in stdout
+    assert "correct.ipynb /" not in stdout  # nothing lost, nothing said
+
+
+def test_plain_output_names_statuses_keeps_rows_whole_and_in_grades_csv_order(graded):
+    out, stdout = graded
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and ".json" not in line][2:]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names == [line.split(",")[0] for line in (out / "grades.csv").read_text().splitlines()[1:]]
+    assert names == sorted(names) and len(names) == 7
+    assert all(len(row.split("|")) == 7 for row in rows)  # submission, 3 exercises, total: no row wrapped
+    assert "0 missing" in stdout and "0 error" in stdout and "0 failed" in stdout
+    assert messages.LEGEND_PLAIN in stdout and "\x1b[" not in stdout
+
+
+def test_every_file_grade_writes_follows_the_umask(graded):
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in graded[0].iterdir()}
+    assert modes == dict.fromkeys(modes, 0o664)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when CUDA is absent")
@@ -136,6 +193,9 @@ def test_unknown_assignment_and_empty_input_are_tool_errors(tmp_path):
     assert proc.returncode == 2 and "no assignment.toml" in proc.stderr
     proc = run_cli("grade", "mlp", str(tmp_path), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "No submissions" in proc.stderr
+    proc = run_cli("grade", "mlp", "no/such/path", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and messages.NO_SUCH_INPUT.format(paths="no/such/path") in proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_check_command_reports_public_checks_only(tmp_path):
