@@ -273,3 +273,19 @@ def test_importing_the_grader_changes_nothing_in_the_process_until_a_worker_star
 
     proc = subprocess.run([sys.executable, "-c", PROCESS_STATE, run], capture_output=True, text=True, timeout=120)
     assert proc.stdout.splitlines() == expected, proc.stderr[-2000:]
+
+
+def test_an_installed_grader_keeps_site_packages_on_the_workers_path(tmp_path, monkeypatch):
+    """Installed from a wheel, the project's root is site-packages: dropping it from a worker's sys.path would
+    break every student import that the fork server has not preloaded. A checkout's root is dropped."""
+    import site
+
+    from autograder.runner import proxy
+
+    checkout = proxy.sealed_sys_path()
+    assert str(proxy.PROJECT_ROOT) in checkout
+    installed = tmp_path / "site-packages"
+    (installed / "autograder").mkdir(parents=True)
+    monkeypatch.setattr(proxy, "PROJECT_ROOT", installed)
+    assert str(installed) not in proxy.sealed_sys_path()
+    assert not set(site.getsitepackages()) & set(proxy.sealed_sys_path())

@@ -89,6 +89,14 @@ def default_sealed() -> tuple[str, ...]:
     return tuple(str(p) for p in (*project, ASSIGNMENTS_DIR, REFERENCE_DIR))
 
 
+def sealed_sys_path() -> tuple[str, ...]:
+    """The sys.path entries a worker drops: a checkout's root (from which `reference_solutions` would import) and
+    the grader's working folder. An installed grader's root is site-packages, which the student's own imports
+    need: it stays (the data inside the installed package is sealed by path instead, see `default_sealed`)."""
+    checkout = (PROJECT_ROOT / "assignments").is_dir()
+    return (*((str(PROJECT_ROOT),) if checkout else ()), os.getcwd())
+
+
 def _fmt_seconds(seconds: float) -> str:
     return f"{seconds:g} s"
 
@@ -181,7 +189,7 @@ class Worker:
         config = dataclasses.replace(
             config,
             scratch=self.scratch,
-            sealed_sys_path=(str(PROJECT_ROOT), os.getcwd()),
+            sealed_sys_path=sealed_sys_path(),
             sealed=sandbox.sealable((*config.sealed, *default_sealed())),
         )
         context = _context()
