@@ -1,12 +1,13 @@
 """The floor: the checks run on the same submissions with the student code in the scoring process itself (no
 worker process, no pipe, no sandbox), against the real grader, side by side in one run.
 
-    python -m bench.floor [--n 40]
+    python -m bench.floor [--n 40] [--classes synthetic realistic]
 
 The submissions are generated (bench.generate) and trusted; never grade real submissions this way. The
 difference between the two is what isolation costs per submission. A third run grades with workers behind the
 audit hook only: the difference to the grader is what the namespace layer (root's, or as another user the user
-namespace or bubblewrap's) adds to a worker's start.
+namespace or bubblewrap's) adds to a worker's start. Each class of bench.generate is measured (the same students'
+code alone, or inside notebooks shaped like the course's), and the ratio of their costs is printed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from autograder.options import GradingOptions
 from autograder.runner.proxy import Worker
 from autograder.runner.sandbox import NO_NAMESPACES_ENV
 from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
-from bench.generate import make_class
+from bench.generate import STYLES, make_class
 
 
 class InProcessWorker:
@@ -84,31 +85,46 @@ def worker_start_ms(factory: Callable[[WorkerConfig], Worker], repeats: int = 10
     return statistics.median(times)
 
 
+def report(style: str, folder: Path, n: int) -> float:
+    """Print the three ways of grading one class, side by side; returns the grader's seconds per submission."""
+    measure(folder)  # warm every path: imports, fork server, references
+    measure(folder, "audit-hook")
+    measure(folder, "in-process")
+    grader, scores, layer = measure(folder)
+    hook_only, hook_scores, _ = measure(folder, "audit-hook")
+    floor, floor_scores, _ = measure(folder, "in-process")
+    print(f"{style}: {n} generated mlp submissions, --jobs 1")
+    print(f"  grader (isolated workers): {grader:8.2f} s  {grader / n:.3f} s/submission  (workers: {layer})")
+    print(f"  grader, audit hook only:   {hook_only:8.2f} s  {hook_only / n:.3f} s/submission")
+    print(f"  floor (checks in-process): {floor:8.2f} s  {floor / n:.3f} s/submission")
+    print(f"  grader / floor: {grader / floor:.2f}x; isolation costs {(grader - floor) / n * 1000:.0f} ms "
+          "per submission")  # fmt: skip
+    print(f"  the {layer} layer costs {(grader - hook_only) / n * 1000:.0f} ms per submission "
+          f"(grader / audit hook only: {grader / hook_only:.2f}x)")  # fmt: skip
+    print(f"  same scores: {scores == floor_scores == hook_scores}")
+    return grader / n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=40, help="submissions (default 40)")
+    parser.add_argument("--n", type=int, default=40, help="submissions per class (default 40)")
+    parser.add_argument(
+        "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"
+    )
     args = parser.parse_args(argv)
+    print("bench.floor")
+    per_submission = {}
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
-        folder = Path(tmp) / "class"
-        make_class(folder, args.n, seed=1)
-        measure(folder)  # warm every path: imports, fork server, references
-        measure(folder, "audit-hook")
-        measure(folder, "in-process")
-        grader, scores, layer = measure(folder)
-        hook_only, hook_scores, _ = measure(folder, "audit-hook")
-        floor, floor_scores, _ = measure(folder, "in-process")
+        for style in args.classes:
+            folder = Path(tmp) / style
+            make_class(folder, args.n, seed=1, style=style)
+            per_submission[style] = report(style, folder, args.n)
         start_isolated, start_hook_only = worker_start_ms(Worker), worker_start_ms(audit_hook_worker)
-    print(f"bench.floor: {args.n} generated mlp submissions, --jobs 1")
-    print(f"  grader (isolated workers): {grader:8.2f} s  {grader / args.n:.3f} s/submission  (workers: {layer})")
-    print(f"  grader, audit hook only:   {hook_only:8.2f} s  {hook_only / args.n:.3f} s/submission")
-    print(f"  floor (checks in-process): {floor:8.2f} s  {floor / args.n:.3f} s/submission")
-    print(f"  grader / floor: {grader / floor:.2f}x; isolation costs {(grader - floor) / args.n * 1000:.0f} ms "
-          "per submission")  # fmt: skip
-    print(f"  the {layer} layer costs {(grader - hook_only) / args.n * 1000:.0f} ms per submission "
-          f"(grader / audit hook only: {grader / hook_only:.2f}x)")  # fmt: skip
-    print(f"  worker start to first answer (median of 10): {start_isolated:.0f} ms with the {layer} layer, "
+    print(f"worker start to first answer (median of 10): {start_isolated:.0f} ms with the namespace layer, "
           f"{start_hook_only:.0f} ms with the audit hook only")  # fmt: skip
-    print(f"  same scores: {scores == floor_scores == hook_scores}")
+    if len(per_submission) == 2:
+        ratio = per_submission["realistic"] / per_submission["synthetic"]
+        print(f"realistic / synthetic s/submission (isolated workers): {ratio:.2f}x")
     return 0
 
 
