@@ -77,12 +77,13 @@ class Batch:
     resumed: list[SubmissionResult] = field(default_factory=list)  # kept from an earlier, interrupted run
     earlier: dict[str, SubmissionResult] = field(default_factory=dict)  # by stem: results already in out_dir
     replaced: list[str] = field(default_factory=list)  # earlier results of other source files graded over
+    stems: dict[str, str] = field(default_factory=dict)  # submission name -> its result file's stem
 
     @property
     def kept(self) -> list[SubmissionResult]:
-        """Results of earlier runs in `out_dir` that this batch did not grade again; grades.csv lists them too."""
-        graded = {r.submission for r in self.results}
-        return [r for r in self.earlier.values() if r.submission not in graded]
+        """Results of earlier runs in `out_dir` whose file this batch has not written over; grades.csv lists them."""
+        written = {self.stems.get(r.submission) for r in self.results}
+        return [r for stem, r in self.earlier.items() if stem not in written]
 
 
 def grade_chunk(
@@ -340,10 +341,8 @@ def grade(
     submissions = load_submissions(paths)
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
-    stems = {s.name: s.stem for s in submissions}
-    batch.replaced = sorted(
-        s.name for s in submissions if (old := batch.earlier.get(s.stem)) and old.path and not _same(old.path, s.path)
-    )
+    stems = batch.stems = {s.name: s.stem for s in submissions}
+    batch.replaced = sorted(s.name for s in submissions if _from_elsewhere(batch.earlier.get(s.stem), s))
     if resume and out_dir is not None:
         batch.resumed = _graded_before(out_dir, spec, submissions, stems)
         batch.results.extend(batch.resumed)
@@ -406,8 +405,12 @@ def _graded_before(
     return found
 
 
-def _same(path: str, other: str) -> bool:
-    return Path(path).resolve() == Path(other).resolve()
+def _from_elsewhere(earlier: SubmissionResult | None, submission: Submission) -> bool:
+    """Whether grading `submission` writes over the result of another file (another section's alice.ipynb)."""
+    if earlier is None:
+        return False
+    moved = bool(earlier.path) and Path(earlier.path).resolve() != Path(submission.path).resolve()
+    return moved or earlier.submission != submission.name
 
 
 def _write_csv(out_dir: Path, batch: Batch) -> None:

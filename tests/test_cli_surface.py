@@ -237,6 +237,16 @@ def test_grading_a_submission_again_replaces_its_row_and_says_so_when_it_came_fr
     assert moved.replaced == ["ana-30.ipynb"] and len(csv_rows(out)) == 2
 
 
+def test_a_file_of_another_kind_with_the_same_stem_replaces_the_row_it_wrote_over(tmp_path):
+    out = tmp_path / "results"
+    grade_canned("mlp", submissions(tmp_path / "first", "ana-30.ipynb"), out)
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / "ana-30.py").write_text("x = 1\n")  # its result is ana-30.json too
+    moved = grade_canned("mlp", tmp_path / "py", out)
+    assert moved.replaced == ["ana-30.py"] and moved.kept == []
+    assert [row.split(",")[0] for row in csv_rows(out)] == ["ana-30.py"]  # no row for a result no longer on disk
+
+
 def test_another_assignment_into_the_same_folder_is_refused_and_nothing_changes(tmp_path):
     out = tmp_path / "results"
     grade_canned("mlp", submissions(tmp_path / "mlp", "ana-30.ipynb"), out)
