@@ -112,7 +112,7 @@ def test_demo_prints_tables_and_feedback(demo):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """One real `grade` run, output to a pipe, under umask 002: the bundled decoding examples and three files that
+    """One real `grade` run, output to a pipe, under umask 027: the bundled decoding examples and three files that
     score nothing for different reasons (not a notebook, an empty notebook, a notebook of syntax errors)."""
     root = tmp_path_factory.mktemp("grade")
     extra = root / "more"
@@ -129,7 +129,9 @@ def graded(tmp_path_factory):
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
-        preexec_fn=lambda: os.umask(0o002),  # not 022: the modes must follow the umask, not a fixed 0644
+        # not 022: the modes must follow the umask, not a fixed 0644; and workers, which run as another user, must
+        # still reach the environment through the folders their sandbox makes
+        preexec_fn=lambda: os.umask(0o027),
     )
     assert proc.returncode == 0, proc.stderr
     return out, proc.stdout
@@ -177,7 +179,7 @@ def test_plain_output_names_statuses_keeps_rows_whole_and_in_grades_csv_order(gr
 
 def test_every_file_grade_writes_follows_the_umask(graded):
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in graded[0].iterdir()}
-    assert modes == dict.fromkeys(modes, 0o664)
+    assert modes == dict.fromkeys(modes, 0o640)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when CUDA is absent")

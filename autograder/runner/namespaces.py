@@ -161,6 +161,9 @@ def _read_only_everywhere(libc: Any, scratch: str) -> None:
 def _hide(libc: Any, folder: str, holes: Sequence[str]) -> None:
     """Cover `folder` with an empty read-only tmpfs, and bind the holes back into it."""
     handles = {hole: os.open(hole, os.O_PATH | os.O_CLOEXEC) for hole in holes}  # reachable once covered
+    # The folders leading to a hole must be traversable by the worker's unprivileged id whatever the grader's
+    # umask (under 027 they were not, and no worker could import anything from the environment).
+    umask = os.umask(0o022)
     try:
         _check(libc.mount(b"tmpfs", folder.encode(), b"tmpfs", _COVER, b"mode=755,size=64k"), f"cover {folder}")
         for hole, fd in handles.items():
@@ -172,6 +175,7 @@ def _hide(libc: Any, folder: str, holes: Sequence[str]) -> None:
             _check(libc.mount(f"/proc/self/fd/{fd}".encode(), hole.encode(), None, MS_BIND | MS_REC, None), hole)
         _check(libc.mount(None, folder.encode(), None, MS_REMOUNT | MS_RDONLY | _COVER, None), f"seal {folder}")
     finally:
+        os.umask(umask)
         for fd in handles.values():
             os.close(fd)
 

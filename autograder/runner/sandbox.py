@@ -27,6 +27,7 @@ import os
 import site
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,22 @@ def kept_paths() -> tuple[str, ...]:
     """What a worker must still see inside a hidden folder (a home folder, /tmp): the installed environment, the
     interpreter's own installation, and the grader's package (the worker's code)."""
     package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    return (*environment_roots(), sys.base_prefix, sys.base_exec_prefix, package)
+    return (*environment_roots(), sys.base_prefix, sys.base_exec_prefix, package, *import_roots())
+
+
+def import_roots() -> tuple[str, ...]:
+    """The other folders this Python imports from (a `pip install --target` folder, a PYTHONPATH entry): a module
+    that a worker imports lazily from them must still be there. Never the working folder (dropped from a worker's
+    sys.path), nor a folder that holds a home or the temporary folder (keeping it would hide nothing)."""
+    cwd = os.path.realpath(os.getcwd())
+    folders = (*namespaces.home_folders(), tempfile.gettempdir(), "/tmp", "/var/tmp")
+    covered = [os.path.realpath(p) for p in folders]
+    roots = []
+    for entry in sys.path:
+        path = os.path.realpath(entry) if entry and os.path.isdir(entry) else ""
+        if path and path != cwd and not any(c == path or c.startswith(path.rstrip("/") + "/") for c in covered):
+            roots.append(path)
+    return tuple(dict.fromkeys(roots))
 
 
 def _layers_to_try() -> tuple[str, ...]:
@@ -177,7 +193,7 @@ def environment_roots() -> tuple[str, ...]:
 def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
     sealed_roots = tuple(os.path.realpath(p) for p in sealed)
     writable = (os.path.realpath(scratch), "/dev/null")
-    installed = environment_roots()
+    installed = (*environment_roots(), *import_roots())
 
     def inside(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
@@ -204,9 +220,12 @@ def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
         if raw is None or (isinstance(raw, (str, bytes)) and os.sep not in os.fsdecode(raw)):
             return False
         path = resolve(raw)
+        # Inside the environment by its real path, or by the path it was found on: a folder of links into an
+        # environment on the import path (its real path is then checked against the scratch and the sealed paths).
+        found = os.path.abspath(os.fsdecode(raw)) if isinstance(raw, (str, bytes)) else None
         return (
             path is not None
-            and inside(path, installed)
+            and (inside(path, installed) or (found is not None and inside(found, installed)))
             and not inside(path, writable)
             and not inside(path, sealed_roots)
         )

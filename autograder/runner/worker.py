@@ -40,6 +40,7 @@ SETUP_FAILED_EXIT = 70  # the worker could not set itself up (EX_SOFTWARE): the 
 
 
 WORKER_ENV = {"MPLBACKEND": "Agg"}  # plots render nowhere
+CACHE_DIR_VARIABLES = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH")
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,10 @@ def _isolate(config: WorkerConfig) -> tuple[str, int]:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
     sandbox.name_this_process("ag-worker")
     os.environ.update({**WORKER_ENV, **config.env})
-    # Everything that writes caches (matplotlib, torch hub, tempfile) writes into the scratch folder.
-    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME"):
+    # Everything that writes caches (matplotlib, torch hub, tempfile, torch.compile's inductor and triton) writes
+    # into the scratch folder, whatever the grader's environment said: a parent that once touched torch._dynamo has
+    # TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor_<user> (torch sets it), outside the worker's view.
+    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME", *CACHE_DIR_VARIABLES):
         os.environ[name] = config.scratch
     level = sandbox.confine(config.sealed, config.scratch)
     os.chdir(config.scratch)
