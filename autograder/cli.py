@@ -95,7 +95,14 @@ def _grading_commands(commands: argparse._SubParsersAction) -> None:
     )
     c.add_argument("inputs", nargs="+", metavar="[ASSIGNMENT] NOTEBOOK", help="your notebook (.ipynb) or .py file, "
                    "after the assignment if you name it here")  # fmt: skip
-    _assignment(c, " (default: the built-in the notebook matches best)")
+    _assignment(c, " (default: the student bundle beside the notebook, else the built-in it matches best)")
+    c.add_argument("-e", "--exercise", help="only this exercise's public checks (an exercise id, e.g. Net)")
+    c.add_argument(
+        "--bundle",
+        type=Path,
+        help="the student bundle (dist/<a>/student/ or the wheel in it) whose public checks to run "
+        "(default: a bundle in the notebook's folder)",
+    )
     add_run_options(c)
     c.set_defaults(handler=cmd_check, layout="assignment? notebook")
 
@@ -379,12 +386,22 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
     """A student's self-check. Reading the notebook and naming the assignment are library calls that raise one
     clear ValueError (exit 2), so that other front ends (a student bundle) can reuse them."""
     from autograder.grader import grade_chunk
+    from autograder.student.runtime import BundleNotFound, bundle_beside, check_lines, check_notebook
 
     submission = terminal.self_check_submission(args.notebook)
-    spec = load_assignment(terminal.self_check_assignment(submission, args.assignment))
-    console.print(f"Public checks of '{spec.name}' on {args.notebook}:", markup=False, soft_wrap=True)
-    results = grade_chunk(spec, [submission], options_from_args(args), public_only=True)
-    for line in terminal.check_lines(results[0]):
+    bundle = args.bundle or (None if args.assignment else bundle_beside(args.notebook))
+    if bundle is not None:  # what the student received: public checks and recorded answers, nothing hidden
+        try:
+            result = check_notebook(args.notebook, bundle, args.exercise, options_from_args(args))
+        except BundleNotFound as exc:
+            raise ValueError(str(exc)) from exc
+        console.print(f"Public checks of the bundle {bundle} on {args.notebook}:", markup=False, soft_wrap=True)
+    else:
+        spec = load_assignment(terminal.self_check_assignment(submission, args.assignment))
+        exercises = [terminal.self_check_exercise(spec, args.exercise)] if args.exercise else None
+        console.print(f"Public checks of '{spec.name}' on {args.notebook}:", markup=False, soft_wrap=True)
+        [result] = grade_chunk(spec, [submission], options_from_args(args), public_only=True, exercises=exercises)
+    for line in check_lines(result):
         console.print(line, markup=False, soft_wrap=True)
 
 

@@ -206,6 +206,7 @@ CHECK_NO_GUESS = (
     "{path} defines none of the functions or classes of the built-in assignments ({builtins}); "
     "name its assignment: autograder check {path} --assignment A"
 )
+UNKNOWN_EXERCISE = "'{assignment}' has no exercise {exercise!r}; its exercises are: {known}"
 NOT_POSITIVE = "must be a whole number of at least 1, got {value!r}"
 TOO_MANY_INPUTS = "{command} takes {usage}; got {count} positional arguments"
 ASSIGNMENT_TWICE = "the assignment is given twice ({first!r} and --assignment {second!r}); give it once"

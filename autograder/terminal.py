@@ -16,7 +16,7 @@ from rich.table import Table
 from autograder import messages
 from autograder.paths import builtin_names
 from autograder.results import ExerciseResult, SubmissionResult, ordered
-from autograder.spec import load_assignment
+from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import SUFFIXES, Submission, load_path
 
 STATUS_STYLE = {
@@ -113,27 +113,6 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
     return lines
 
 
-def check_lines(result: SubmissionResult) -> list[str]:
-    """A student's self-check: every public check with its full message when it failed."""
-    lines = []
-    for error in result.errors:
-        lines.append(f"  note: {error}")
-    passed = total = 0
-    for exercise in result.exercises:
-        for test in exercise.tests:
-            if test.counts:
-                total += 1
-                passed += test.passed
-                mark = "PASS" if test.passed else "FAIL"
-            else:
-                mark = "OK  " if test.passed else "TIP "
-            lines.append(f"  [{mark}] {exercise.id}: {test.name}")
-            if not test.passed:
-                lines.extend("         " + line for line in test.message.splitlines())
-    lines.append(f"{passed} of {total} public checks passed. Hidden checks are run when you submit.")
-    return lines
-
-
 def aggregate_table(table: Table, exercise_ids: Sequence[str], results: Sequence[SubmissionResult]) -> Table:
     """For big batches: mean score and status counts per exercise instead of one row per submission."""
     means, counts = [], []
@@ -179,6 +158,14 @@ def self_check_submission(path: Path) -> Submission:
     if submission.error:
         raise ValueError(submission.error)
     return submission
+
+
+def self_check_exercise(spec: AssignmentSpec, exercise: str) -> str:
+    """An exercise id of `spec`; a ValueError naming the real ones otherwise."""
+    if exercise not in spec.exercise_ids:
+        known = ", ".join(spec.exercise_ids)
+        raise ValueError(messages.UNKNOWN_EXERCISE.format(assignment=spec.name, exercise=exercise, known=known))
+    return exercise
 
 
 def self_check_assignment(submission: Submission, assignment: str | None) -> str:

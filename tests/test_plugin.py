@@ -148,7 +148,8 @@ def test_advisory_checks_report_but_never_cost_points(toy, tmp_path):
     assert result.to_dict()["exercises"][0]["tests"][1]["advisory"] is True
 
     from autograder.pages import feedback_markdown
-    from autograder.terminal import check_lines, feedback_lines
+    from autograder.student.runtime import check_lines
+    from autograder.terminal import feedback_lines
 
     assert "advice, costs no points" in feedback_markdown(result)
     assert any(line.startswith("  [TIP ] double: keeps_integers") for line in check_lines(result))

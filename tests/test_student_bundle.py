@@ -405,3 +405,23 @@ def test_check_notebook_from_the_student_folder_matches_the_native_public_checks
     assert [e.id for e in only.exercises] == ["Net"]
     with pytest.raises(ValueError, match=re.escape(UNKNOWN_EXERCISE.split("{")[0])):
         check_notebook(path, built / "mlp" / "student", exercise="nope")
+
+
+@pytest.mark.slow
+def test_autograder_check_uses_the_bundle_beside_the_notebook(built, tmp_path):
+    folder = tmp_path / "handed_out"
+    shutil.copytree(built / "mlp" / "student", folder)
+    filled = fill_in_solutions(nbformat.read(str(folder / "mlp.ipynb"), 4), "mlp")
+    for cell in filled.cells:
+        if cell.source.startswith("def cross_entropy_loss"):
+            cell.source = cell.source.replace("losses.mean()", "losses.sum()")
+    nbformat.write(filled, str(folder / "alice.ipynb"))
+    command = [sys.executable, "-m", "autograder", "check", str(folder / "alice.ipynb"), "-e", "cross_entropy_loss"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"Public checks of the bundle {folder}" in done.stdout
+    assert "[FAIL] cross_entropy_loss: tutorial_example" in done.stdout
+    assert "Hint: the loss should be averaged over the batch, not summed." in done.stdout
+    assert "Net" not in done.stdout  # only the exercise asked for
+    wrong = subprocess.run([*command[:-1], "nope"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert wrong.returncode == 2 and "has no public checks for an exercise 'nope'" in wrong.stderr

@@ -7,24 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.results import SubmissionResult
-from autograder.student.runtime import BundleNotFound, check_notebook
-
-SUMMARY = "{passed} of {total} public checks passed. Hidden checks are run when you submit."
-
-
-def lines(result: SubmissionResult) -> list[str]:
-    out = [f"  note: {error}" for error in result.errors]
-    passed = total = 0
-    for exercise in result.exercises:
-        for test in exercise.tests:
-            total += test.counts
-            passed += test.counts and test.passed
-            mark = ("PASS" if test.passed else "FAIL") if test.counts else ("OK  " if test.passed else "TIP ")
-            out.append(f"  [{mark}] {exercise.id}: {test.name}")
-            if not test.passed:
-                out.extend("         " + line for line in test.message.splitlines())
-    return [*out, SUMMARY.format(passed=passed, total=total)]
+from autograder.student.runtime import BundleNotFound, check_lines, check_notebook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BundleNotFound, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    print("\n".join(lines(result)))
+    print("\n".join(check_lines(result)))
     return 0
 
 

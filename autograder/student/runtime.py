@@ -28,6 +28,7 @@ NOT_INSTALLED = (
 )
 NO_BUNDLE_HERE = "{path}: no student bundle here (expected a file autograder_student_<assignment>-*.whl)"
 SEVERAL_BUNDLES = "{path}: holds bundles of several assignments ({names}); pass the wheel itself"
+SELF_CHECK_SUMMARY = "{passed} of {total} public checks passed. Hidden checks are run when you submit."
 UNKNOWN_EXERCISE = "The bundle of '{assignment}' has no public checks for an exercise '{exercise}' (it has: {known})"
 
 
@@ -93,6 +94,12 @@ def _bundle_spec(bundle: str | Path, scratch: Path) -> AssignmentSpec:
     return load_assignment(installed_bundle(str(bundle)))
 
 
+def bundle_beside(notebook: str | Path) -> Path | None:
+    """The student bundle in a notebook's folder (as `autograder build` hands them out together), if one is."""
+    folder = Path(notebook).resolve().parent
+    return folder if any(folder.glob("autograder_student_*.whl")) else None
+
+
 def check_notebook(
     notebook: str | Path,
     bundle: str | Path,
@@ -122,3 +129,22 @@ def _exercises(spec: AssignmentSpec, exercise: str | None) -> Sequence[str] | No
     if exercise not in known:
         raise ValueError(UNKNOWN_EXERCISE.format(assignment=spec.name, exercise=exercise, known=", ".join(known)))
     return [exercise]
+
+
+def check_lines(result: SubmissionResult) -> list[str]:
+    """A student's self-check as text (`autograder check`, `python -m autograder.student`): every public check,
+    with its full message when it failed; advice is marked TIP and counts nothing."""
+    lines = [f"  note: {error}" for error in result.errors]
+    passed = total = 0
+    for exercise in result.exercises:
+        for test in exercise.tests:
+            if test.counts:
+                total += 1
+                passed += test.passed
+                mark = "PASS" if test.passed else "FAIL"
+            else:
+                mark = "OK  " if test.passed else "TIP "
+            lines.append(f"  [{mark}] {exercise.id}: {test.name}")
+            if not test.passed:
+                lines.extend("         " + line for line in test.message.splitlines())
+    return [*lines, SELF_CHECK_SUMMARY.format(passed=passed, total=total)]
