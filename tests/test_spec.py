@@ -56,6 +56,8 @@ def broken(tmp_path: Path):
     "old, new, field, problem",
     [
         ('name = "mlp"', 'name = "mlpp"', "name", "folder is named 'mlp'"),
+        ('name = "mlp"', 'name = "mlp"\npreload = "scipy"', "preload", "array of module names; got 'scipy'"),
+        ('name = "mlp"', 'name = "mlp"\npreload = ["scipy signal"]', "preload", "'scipy signal' is not a module name"),
         ("points = 10", "points = -5", "exercises[0].points", "positive number; got -5"),
         ("points = 10", 'points = "ten"', "exercises[0].points", "positive number; got 'ten'"),
         (
