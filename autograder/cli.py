@@ -96,7 +96,9 @@ def _grading_commands(commands: argparse._SubParsersAction) -> None:
     c.add_argument("inputs", nargs="+", metavar="[ASSIGNMENT] NOTEBOOK", help="your notebook (.ipynb) or .py file, "
                    "after the assignment if you name it here")  # fmt: skip
     _assignment(c, " (default: the student bundle beside the notebook, else the built-in it matches best)")
-    c.add_argument("-e", "--exercise", help="only this exercise's public checks (an exercise id, e.g. Net)")
+    c.add_argument(
+        "-e", "--exercise", help="only this exercise's public checks (an exercise id, as `autograder list` names them)"
+    )
     c.add_argument(
         "--bundle",
         type=Path,

@@ -5,7 +5,7 @@ A bundle's `reference.py` is a stub: each reference name is a `Recorded` handle.
 a `Recorder` that calls the real reference and keeps every answer under a digest of the call (its name, its
 arguments' values and, where the answer depends on it, torch's global random state); on the student's machine it
 is a `Replayer` that gives the same answers from the recording. Objects an answer holds that are not plain data
-(a model from `reference.Net(...)`) come back as handles too, whose attribute reads and method calls are recorded
+(a model the reference builds) come back as handles too, whose attribute reads and method calls are recorded
 in order. What a call does to its arguments (a model trained in place) and to the global random state is replayed.
 """
 
