@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/autograder demo
 
+# Two test processes (pytest-xdist; a test file stays in one): most tests wait on subprocesses, kernels and
+# workers, so two of them keep a 2-core machine busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # On a machine with an NVIDIA GPU: the CUDA tests, the scale tests and the demo on CUDA. On a GPU machine with
 # its own torch and no venv (see ../shared/device/README.md): make gpu-check PYTHON=python3 AUTOGRADER="python3 -m autograder"

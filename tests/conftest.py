@@ -10,7 +10,7 @@ import pytest
 
 from autograder.grader import grade_chunk
 from autograder.options import GradingOptions
-from autograder.paths import PROJECT_ROOT
+from autograder.paths import PROJECT_ROOT, builtin_names
 from autograder.results import SubmissionResult
 from autograder.spec import load_assignment
 from autograder.submission import load_submissions, notebook_bytes
@@ -46,3 +46,13 @@ def notebook(tmp_path: Path):
         return write_notebook(tmp_path / name, list(cells))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def built_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`autograder build` of every built-in (trusted scores), made once for the otter and student-bundle tests."""
+    from autograder.otterkit.build import build
+
+    out = tmp_path_factory.mktemp("dist")
+    build(builtin_names(), out)
+    return out

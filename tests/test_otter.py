@@ -54,10 +54,9 @@ def for_otter(source: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, built_dist):
     out = tmp_path_factory.mktemp("build")
-    done = run_cli("build", "--out", str(out / "trusted"))
-    assert done.returncode == 0, done.stderr
+    (out / "trusted").symlink_to(built_dist)  # every built-in, trusted scores (shared with the bundle tests)
     done = run_cli("build", "mlp", "--no-trusted-scores", "--out", str(out / "kernel"))
     assert done.returncode == 0, done.stderr
     return out
@@ -126,7 +125,9 @@ def test_the_zip_installs_the_project_from_inside_itself(built):
 
 def test_otter_run_scores_match_the_native_grader(built, tmp_path):
     jobs = []
-    for assignment in builtin_names():
+    # The course's solution of one assignment (the others' get full marks natively: test_course_solutions), and a
+    # partly wrong notebook of every assignment, whose exercises score full, part and nothing.
+    for assignment in ["mlp"]:
         student = nbformat.read(str(built / "trusted" / assignment / "student" / f"{assignment}.ipynb"), 4)
         solution = tmp_path / f"{assignment}-solution.ipynb"
         nbformat.write(fill_in_solutions(student, assignment), str(solution))

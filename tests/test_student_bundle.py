@@ -25,7 +25,7 @@ import torch
 
 from autograder.grader import grade_chunk
 from autograder.options import GradingOptions
-from autograder.otterkit.build import build, fill_in_solutions, master_path
+from autograder.otterkit.build import fill_in_solutions, master_path
 from autograder.paths import builtin_names
 from autograder.spec import load_assignment
 from autograder.student import recording
@@ -175,10 +175,8 @@ def test_a_call_whose_inputs_vary_by_submission_is_found(tmp_path, monkeypatch):
 
 # -- built bundles ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    build(builtin_names(), out)
-    return out
+def built(built_dist):
+    return built_dist
 
 
 def _hidden_names(assignment: str) -> set[str]:
