@@ -5,8 +5,8 @@ timed side by side in one run, for each class of bench.generate.
     python -m bench.vs_otter [--n 20] [--jobs N] [--no-trusted-scores] [--classes synthetic realistic]
 
 The synthetic notebooks hold only definitions, which favours otter; the realistic ones (bench/realistic.py) also
-install, import, download, plot and train at top level, as course notebooks do: otter runs every cell, the native
-grader only the definitions.
+install, import, download, plot and train at top level, as course notebooks do: otter runs every cell (but the
+`!pip` lines, which would install packages here), the native grader only the definitions.
 """
 
 from __future__ import annotations
@@ -21,14 +21,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
+
 from autograder.grader import grade
 from autograder.options import GradingOptions
 from autograder.otterkit.build import build
 from bench.generate import STYLES, make_class
 
 
+def without_shell_escapes(notebook: Path, out: Path) -> Path:
+    """A copy for otter without `!pip install ...` lines: otter runs every cell, and those would download packages
+    into this machine's Python. Otter's real cost on such notebooks is higher than measured here."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.split("\n") if not line.lstrip().startswith("!"))
+    copy = out / notebook.name
+    nbformat.write(nb, str(copy))
+    return copy
+
+
 def otter_run(bundle: Path, notebook: Path, out: Path) -> dict[str, float]:
     out.mkdir(parents=True)
+    notebook = without_shell_escapes(notebook, out)
     command = [sys.executable, "-m", "otter", "run", "-a", str(bundle), "-o", str(out), str(notebook)]
     subprocess.run(command, cwd=out, capture_output=True, timeout=900)
     results = out / "results.json"
