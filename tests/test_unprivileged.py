@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
 
+from autograder.paths import PROJECT_ROOT
 from autograder.runner import namespaces, sandbox
 
 from . import unprivileged
@@ -97,7 +99,8 @@ def test_an_unprivileged_workers_view_is_the_root_layers(seen, run):
     assert probes["home"] == [] or str(probes["home"]).startswith("FileNotFoundError"), probes["home"]
     # its own scratch folder and the way to the environment (which lies in /tmp here); no other worker's folder
     workers = [name for name in probes["tmp"] if name.startswith("autograder-worker-")]
-    assert len(workers) == 1 and set(probes["tmp"]) == {*workers, arranged.root.name}, probes["tmp"]
+    environment = ways_in_tmp(sysconfig.get_paths()["purelib"], PROJECT_ROOT)  # where a CI clones into /tmp
+    assert len(workers) == 1 and set(probes["tmp"]) == {*workers, arranged.root.name, *environment}, probes["tmp"]
     assert str(probes["reference"]).startswith("RuntimeError"), probes["reference"]  # covered, even to C code
     assert "Read-only file system" in str(probes["write_outside"]), probes["write_outside"]
     assert probes["interfaces"] == ["lo"]  # a network namespace of its own: no way out
@@ -131,9 +134,17 @@ def test_root_workers_run_as_nobody_and_see_neither_homes_nor_other_temporary_fi
         _, shown = worker.request("call", GlobalRef("look"), (os.path.dirname(worker.scratch),), {}, None, timeout=60)[
             "value"
         ]
-        assert shown == [os.path.basename(worker.scratch)]
+        assert set(shown) == {os.path.basename(worker.scratch), *ways_in_tmp(*kept)}, shown
     finally:
         worker.stop()
+
+
+def ways_in_tmp(*paths: str | Path) -> set[str]:
+    """The first folder under /tmp of each path that lies there (the environment, or a checkout cloned into /tmp):
+    the one thing of /tmp besides its own scratch folder that a worker may see."""
+    tmp = os.path.realpath("/tmp")
+    real = [os.path.realpath(p) for p in paths]
+    return {os.path.relpath(r, tmp).split(os.sep)[0] for r in real if r.startswith(tmp + os.sep)}
 
 
 # -- the plan, without any process ------------------------------------------------------------------------------

@@ -140,7 +140,17 @@ def import_roots() -> tuple[str, ...]:
         path = os.path.realpath(entry) if entry and os.path.isdir(entry) else ""
         if path and path != cwd and not any(c == path or c.startswith(path.rstrip("/") + "/") for c in covered):
             roots.append(path)
+            roots += _link_targets(entry)
     return tuple(dict.fromkeys(roots))
+
+
+def _link_targets(folder: str) -> list[str]:
+    """The folders that the links in an import folder lead into (a folder of links into a virtual environment)."""
+    try:
+        links = [e.path for e in os.scandir(folder) if e.is_symlink()]
+    except OSError:
+        return []
+    return list(dict.fromkeys(os.path.dirname(os.path.realpath(link)) for link in links))
 
 
 def _layers_to_try() -> tuple[str, ...]:
