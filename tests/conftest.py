@@ -56,3 +56,20 @@ def built_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     build(builtin_names(), out)
     return out
+
+
+def solution_lines(assignment: str) -> set[str]:
+    """Lines of the reference's code in the master notebook (after `# BEGIN SOLUTION`), long enough to be telling:
+    what must never reach a student."""
+    import nbformat
+
+    from autograder.otterkit.build import master_path
+
+    master = nbformat.read(str(master_path(assignment)), as_version=4)
+    return {
+        line.strip()
+        for cell in master.cells
+        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source
+        for line in cell.source.split("# BEGIN SOLUTION", 1)[1].splitlines()
+        if len(line.strip()) > 25 and "SOLUTION" not in line
+    }

@@ -25,7 +25,7 @@ from autograder.options import GradingOptions
 from autograder.otterkit.build import fill_in_solutions, master_notebook, master_path
 from autograder.paths import builtin_names
 
-from .conftest import EXAMPLES, run_cli
+from .conftest import EXAMPLES, run_cli, solution_lines
 
 pytestmark = pytest.mark.slow
 PARITY = [("mlp", "partly_wrong"), ("decoding", "partly_wrong"), ("spiking", "partly_wrong")]
@@ -81,16 +81,9 @@ def test_build_writes_a_student_notebook_without_solutions_and_one_zip(built):
         student = built / "trusted" / assignment / "student" / f"{assignment}.ipynb"
         text = student.read_text()
         assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
-        master = nbformat.read(str(master_path(assignment)), as_version=4)
-        solution_lines = {
-            line.strip()
-            for cell in master.cells
-            if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source
-            for line in cell.source.split("# BEGIN SOLUTION", 1)[1].splitlines()
-            if len(line.strip()) > 25 and "SOLUTION" not in line
-        }
-        assert solution_lines, assignment
-        leaked = [line for line in solution_lines if line in text]
+        reference_lines = solution_lines(assignment)
+        assert reference_lines, assignment
+        leaked = [line for line in reference_lines if line in text]
         assert not leaked, leaked
         assert "hidden=True" not in text  # hidden test cases stay in the autograder zip
         assert [p.suffix for p in (built / "trusted" / assignment / "autograder").iterdir()] == [".zip"]

@@ -25,13 +25,15 @@ import torch
 
 from autograder.grader import grade_chunk
 from autograder.options import GradingOptions
-from autograder.otterkit.build import fill_in_solutions, master_path
+from autograder.otterkit.build import fill_in_solutions
 from autograder.paths import builtin_names
 from autograder.spec import load_assignment
 from autograder.student import recording
 from autograder.student.public import public_checks
 from autograder.student.runtime import UNKNOWN_EXERCISE, check_notebook
 from autograder.submission import Cell, Submission
+
+from .conftest import solution_lines
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN QUESTION", "BEGIN TESTS", "hidden=True")  # otter's
 # A realistic mistake per assignment, made in the reference's own code: (cell's first line, old, new).
@@ -200,16 +202,8 @@ def _public_strings(assignment: str) -> list[str]:
 def _reference_lines(assignment: str) -> set[str]:
     """Lines of the reference's code (the solutions in the master notebook), long enough to be telling, less any
     that a public check's hint quotes (e.g. "return y_hat, relu_acts, x in this order.")."""
-    master = nbformat.read(str(master_path(assignment)), as_version=4)
     hints = _public_strings(assignment)
-    lines = {
-        line.strip()
-        for cell in master.cells
-        if cell.cell_type == "code" and "# BEGIN SOLUTION" in cell.source
-        for line in cell.source.split("# BEGIN SOLUTION", 1)[1].splitlines()
-        if len(line.strip()) > 25 and "SOLUTION" not in line
-    }
-    return {line for line in lines if not any(line in hint for hint in hints)}
+    return {line for line in solution_lines(assignment) if not any(line in hint for hint in hints)}
 
 
 def _texts(folder: Path) -> dict[str, str]:

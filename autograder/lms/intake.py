@@ -102,15 +102,7 @@ def canvas_students(archive: zipfile.ZipFile, download: Path) -> list[Student]:
             if CANVAS_TEXT.match(name) or name.startswith("."):
                 continue  # a text-entry or URL submission: nothing to grade
             shape = "<name>[_LATE]_<user id>_<file id>_<file>, or anon_<id>_<file id>_<file>"
-            raise LmsError(
-                messages.NOT_A_DOWNLOAD.format(
-                    download=download,
-                    member=info.filename,
-                    lms="Canvas",
-                    shape=shape,
-                    what="'Download Submissions' zip",
-                )
-            )
+            raise _not_a_download(download, info, "Canvas", shape, "'Download Submissions' zip")
         anon, user_id, slug = match["anon"] or "", match["user_id"] or "", match["slug"] or ""
         key = f"anon_{anon}" if anon else f"{slug}_{user_id}" if slug else user_id
         identity = Identity(
@@ -128,6 +120,12 @@ def canvas_students(archive: zipfile.ZipFile, download: Path) -> list[Student]:
     return sorted(students.values(), key=lambda s: s.identity.key)
 
 
+def _not_a_download(download: Path, info: zipfile.ZipInfo, lms: str, shape: str, what: str) -> LmsError:
+    """A member named as no download of `lms` names its files: the file and the shape expected."""
+    return LmsError(messages.NOT_A_DOWNLOAD.format(download=download, member=info.filename, lms=lms, shape=shape,
+                                                   what=what))  # fmt: skip
+
+
 # -- Moodle -------------------------------------------------------------------------------------------------------
 def moodle_students(archive: zipfile.ZipFile, download: Path) -> list[Student]:
     students: dict[str, Student] = {}
@@ -138,15 +136,7 @@ def moodle_students(archive: zipfile.ZipFile, download: Path) -> list[Student]:
         match = folder or flat
         if match is None:
             shape = "<Full Name>_<participant id>_assignsubmission_file/<file>"
-            raise LmsError(
-                messages.NOT_A_DOWNLOAD.format(
-                    download=download,
-                    member=info.filename,
-                    lms="Moodle",
-                    shape=shape,
-                    what="'Download all submissions' zip",
-                )
-            )
+            raise _not_a_download(download, info, "Moodle", shape, "'Download all submissions' zip")
         who, number = match["who"], match["id"] or ""
         blind = who.casefold() == MOODLE_BLIND
         identity = Identity(
