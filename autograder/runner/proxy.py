@@ -6,10 +6,8 @@ import atexit
 import contextlib
 import dataclasses
 import functools
-import io
 import multiprocessing
 import os
-import pickle
 import shutil
 import signal
 import sys
@@ -21,11 +19,9 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import torch
-
 from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
-from autograder.runner import sandbox
+from autograder.runner import sandbox, wire
 from autograder.runner.worker import (
     MAX_REPLY_BYTES,
     OUTPUT_FILE,
@@ -212,9 +208,9 @@ class Worker:
         """Send one request and wait at most `timeout` seconds for its answer."""
         self.seq += 1
         try:
-            # Plain pickle, not multiprocessing's: tensors travel as bytes, not as shared memory handed over a
+            # Pickle (wire.py), not multiprocessing's: tensors travel as bytes, not as shared memory handed over a
             # socket, which the worker's sandbox does not allow.
-            self.conn.send_bytes(pickle.dumps((self.seq, op, args), protocol=pickle.HIGHEST_PROTOCOL))
+            self.conn.send_bytes(wire.dumps_request((self.seq, op, args)))
             ready = self._wait(timeout)
         except (BrokenPipeError, EOFError, OSError):
             raise self._lost() from None
@@ -233,8 +229,8 @@ class Worker:
             self.stop()
             raise WorkerLost("too_large", messages.TOO_LARGE.format(limit=MAX_REPLY_BYTES // 2**20)) from None
         try:
-            reply = torch.load(io.BytesIO(data), weights_only=True, map_location=None)
-        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, AttributeError) as exc:
+            reply = wire.loads_reply(data)
+        except wire.BadReply as exc:
             self.stop()
             raise WorkerLost("bad_reply", messages.BAD_REPLY.format(problem=str(exc).split("\n")[0][:200])) from None
         if not isinstance(reply, dict) or reply.get("seq") != self.seq:

@@ -1,8 +1,8 @@
 """Worker processes: the only place student code runs.
 
-The parent sends pickled requests; the worker answers with bytes written by `torch.save`, which the parent
-reads with `torch.load(weights_only=True)`: only tensors and plain Python data can come back, so nothing a
-student's object does at unpickling time can run in the scoring process.
+The parent sends pickled requests; the worker answers with plain data and tensors (wire.py), which the parent
+reads with an unpickler that resolves no name at all: nothing a student's object does at unpickling time can run
+in the scoring process.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from autograder.runner import sandbox
+from autograder.runner import sandbox, wire
 from autograder.runner.definitions import split_statements
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
@@ -494,10 +494,6 @@ class _Requests(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _dumps(reply: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(reply, buffer)
-    return buffer.getvalue()
 
 
 def worker_main(conn: Any, config: WorkerConfig) -> None:
@@ -520,7 +516,7 @@ def worker_main(conn: Any, config: WorkerConfig) -> None:
             return
         try:
             reply = {"seq": seq, "ok": True, "value": state.encode(handlers[op](*args))}
-            data = _dumps(reply)
+            data = wire.dumps_reply(reply)
         except BaseException as exc:  # student code may raise anything, SystemExit included
-            data = _dumps({"seq": seq, "ok": False, "error": describe_exception(exc)})
+            data = wire.dumps_reply({"seq": seq, "ok": False, "error": describe_exception(exc)})
         conn.send_bytes(data)
