@@ -103,4 +103,7 @@ def test_a_request_keeps_parameters_gradients_strides_and_handles():
     assert a is b and a.requires_grad and torch.equal(a, x)  # one object sent twice stays one object
     assert torch.equal(c, base) and torch.equal(t, transposed) and torch.equal(v, view)
     assert not t.is_contiguous() and t.stride() == transposed.stride()  # a check's strided input stays so
+    assert v.storage_offset() == view.storage_offset() and v.stride() == view.stride()
+    v.fill_(0)  # a copy of the storage, as torch's own pickling gives
+    assert base.sum() == 66
     assert torch.equal(kw["k"], torch.ones(2))

@@ -78,34 +78,69 @@ def _tensor(payload: bytearray | bytes, devices: tuple[str, ...] = ("cpu", "cuda
 
 
 # -- requests: scoring process -> worker -----------------------------------------------------------------
-def request_tensor(payload: bytearray, requires_grad: bool, parameter: bool) -> torch.Tensor:
-    """Rebuilds, in the worker, a tensor the scoring process sent (see `_RequestWriter`)."""
-    tensor = _tensor(payload)
+def _storage_payload(tensor: torch.Tensor) -> tuple[pickle.PickleBuffer, str, int, tuple[int, ...], tuple[int, ...]]:
+    """A tensor as torch's own pickling sends it: its whole storage (unpickled as a bytearray), and where in it
+    the tensor lies."""
+    storage = tensor.untyped_storage()
+    if storage.device.type != "cpu":
+        storage = storage.cpu()
+    data = torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    where = int(tensor.storage_offset()), tuple(tensor.shape), tuple(tensor.stride())
+    return pickle.PickleBuffer(data), dtype, *where  # type: ignore[arg-type]
+
+
+def request_tensor(
+    storage: bytearray,
+    dtype: str,
+    offset: int,
+    shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    device: str,
+    requires_grad: bool,
+    parameter: bool,
+) -> torch.Tensor:
+    """Rebuilds, in the worker, a tensor the scoring process sent (see `_RequestWriter`): the same values,
+    shape, strides and offset in a storage of its own, as torch's pickling gives."""
+    own = torch.frombuffer(storage, dtype=torch.uint8).clone() if storage else torch.empty(0, dtype=torch.uint8)
+    tensor = torch.empty(0, dtype=_DTYPES[dtype]).set_(own.untyped_storage(), offset, shape, stride)
+    if device != "cpu":
+        tensor = tensor.to(device)
     if parameter:
         return torch.nn.Parameter(tensor, requires_grad=requires_grad)
     return tensor.requires_grad_(requires_grad)
 
 
 class _RequestWriter(pickle.Pickler):
-    """pickle, with plain tensors and parameters written as bytes. Any other tensor (a view, one with strides a
-    check chose, a tensor subclass) keeps torch's reduction, which rebuilds its strides and type."""
+    """pickle, with tensors and parameters written as their storage's bytes instead of torch's reduction (which
+    goes through `torch.save`). Like torch's, each tensor gets a copy of its storage: two views of one storage
+    arrive as two tensors. Tensor subclasses, quantized, sparse and non-leaf tensors keep torch's reduction."""
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
-        if (kind is torch.Tensor or kind is torch.nn.Parameter) and _owns_its_storage(obj):
-            return request_tensor, (_payload(obj), obj.requires_grad, kind is torch.nn.Parameter)
+        if (kind is torch.Tensor or kind is torch.nn.Parameter) and _plain(obj):
+            storage, dtype, offset, shape, stride = _storage_payload(obj)
+            parameter = kind is torch.nn.Parameter
+            return request_tensor, (
+                storage,
+                dtype,
+                offset,
+                shape,
+                stride,
+                str(obj.device),
+                obj.requires_grad,
+                parameter,
+            )
         return NotImplemented
 
 
-def _owns_its_storage(tensor: torch.Tensor) -> bool:
+def _plain(tensor: torch.Tensor) -> bool:
     return bool(
         tensor.layout == torch.strided
         and tensor.grad_fn is None
-        and tensor._base is None
         and not tensor.is_quantized
-        and tensor.storage_offset() == 0
-        and tensor.is_contiguous()
-        and tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+        and not tensor.is_conj()
+        and not tensor.is_neg()
         and not getattr(tensor, "__dict__", None)
         and tensor.device.type in ("cpu", "cuda")
     )
