@@ -1,10 +1,15 @@
 """Workers inherit the course's usual imports from the fork server (and an assignment's `preload`), plots render
 with a non-interactive backend, and a module the server could not import is the worker's to meet."""
 
+import ctypes
 import json
+import mmap
 import subprocess
 import sys
 import textwrap
+
+from autograder.runner.proxy import Worker
+from autograder.runner.worker import GlobalRef
 
 SPEC = """
 name = "toy"
@@ -60,3 +65,38 @@ def test_workers_start_with_the_course_imports_and_the_assignments_preload(tmp_p
     [check] = result["exercises"][0]["tests"]
     assert check["passed"], check["message"]
     assert result["errors"] == []  # "no_such_module_anywhere" in `preload` is skipped, not fatal
+
+
+def _huge_pages_collapse_here() -> bool:
+    """Whether this kernel collapses anonymous memory into huge pages on request (MADV_COLLAPSE, Linux 6.1+)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    region = mmap.mmap(-1, 8 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    region.write(b"x" * len(region))
+    view = ctypes.c_char.from_buffer(region)
+    start = ctypes.addressof(view)
+    del view  # the mapping cannot close while a view of it exists
+    aligned = (start + (2 << 20) - 1) & ~((2 << 20) - 1)
+    try:
+        return libc.madvise(aligned, 2 << 20, 25) == 0
+    finally:
+        region.close()
+
+
+def test_workers_are_forked_from_memory_in_huge_pages_where_the_kernel_allows():
+    # Fork and exit cost in proportion to the page-table entries of the fork server's ~400 MB of private memory:
+    # the server collapses it into 2 MiB pages (preload.collapse_into_huge_pages); a worker inherits them.
+    worker = Worker()
+    try:
+        source = (
+            "def huge():\n"
+            "    return sum(int(l.split()[1]) for l in open('/proc/self/smaps') if l.startswith('AnonHugePages:'))"
+        )
+        assert worker.request("load", [(1, source)], "all", (), timeout=60)["ok"]
+        huge_kb = worker.request("call", GlobalRef("huge"), (), {}, None, timeout=60)["value"]
+    finally:
+        worker.stop()
+    if _huge_pages_collapse_here():
+        assert huge_kb > 64 * 1024, f"only {huge_kb} kB of the worker's memory is in huge pages"
+    else:  # transparent huge pages off, or a kernel before 6.1: forks cost what they did, and nothing breaks
+        assert huge_kb == 0
