@@ -7,6 +7,7 @@ Shape, dtype and device are compared before values, so a wrong shape is never re
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -220,6 +221,7 @@ def forbidden_uses(cells: list[str], name: str, forbidden: tuple[str, ...]) -> l
     return uses
 
 
+@functools.lru_cache(maxsize=256)  # the static checks of a submission parse the same cells, read-only
 def _parse_or_none(chunk: str) -> ast.Module | None:
     try:
         return ast.parse(chunk)

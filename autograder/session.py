@@ -111,12 +111,15 @@ class SubmissionSession:
             raise self.fatal
         return min(self.options.timeout, left)
 
-    def ask(self, op: str, *args: Any, call: str) -> Any:
+    def ask(self, op: str, *args: Any, call: str | Callable[[], str]) -> Any:
+        """One request; `call` describes it in the student's terms (or makes that description: only a failure
+        needs it, and describing every argument of every call costs more than many calls do)."""
         assert self.worker is not None
         limit = self._time_left()
         try:
             reply = self.worker.request(op, *args, timeout=limit)
         except WorkerLost as lost:
+            call = call() if callable(call) else call
             self._collect_output()
             if lost.kind == "timeout" and limit < self.options.timeout:
                 assert self.options.budget is not None
@@ -126,6 +129,7 @@ class SubmissionSession:
             self.lost.setdefault(self.exercise, error)
             raise error from None
         if not reply["ok"]:
+            call = call() if callable(call) else call
             if reply["error"].get("type") == "OutOfMemoryError":
                 # The worker's GPU memory may stay held by what the student's code kept: like a worker over its
                 # memory limit on the CPU, it is replaced, and only this exercise pays.

@@ -300,17 +300,17 @@ class RemoteObject:
 
     def call(self, *args: Any, **kwargs: Any) -> Any:
         """Call it in the worker, after seeding torch, numpy and random there with the check's seed."""
-        description = messages.describe_call(self._label, args, kwargs)
+        description = functools.partial(messages.describe_call, self._label, args, kwargs)
         return self._session.ask("call", self._ref, args, kwargs, self._seed(), call=description)
 
     def call_keeping_args(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them."""
-        description = messages.describe_call(self._label, args, kwargs)
+        description = functools.partial(messages.describe_call, self._label, args, kwargs)
         return self._session.ask("call", self._ref, args, kwargs, self._seed(), True, call=description)
 
     def grad(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
-        description = messages.describe_call(self._label, args, kwargs)
+        description = functools.partial(messages.describe_call, self._label, args, kwargs)
         return self._session.ask("grad", self._ref, args, kwargs, self._seed(), call=description)
 
     def _seed(self) -> int:
