@@ -163,7 +163,7 @@ def on_any_device(device: torch.device, compare: Callable[[torch.device], T]) ->
 
 def parameter_shapes(remote_model: Any) -> dict[str, tuple[int, ...]]:
     """Names and shapes of a student's module parameters, in registration order."""
-    info = remote_model.describe()
+    info = remote_model.describe("parameter_shapes")
     return {name: tuple(shape) for name, shape in info.get("parameter_shapes", {}).items()}
 
 

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+import torch
 
 from autograder import messages
 
@@ -289,3 +290,18 @@ def test_an_installed_grader_keeps_site_packages_on_the_workers_path(tmp_path, m
     monkeypatch.setattr(proxy, "PROJECT_ROOT", installed)
     assert str(installed) not in proxy.sealed_sys_path()
     assert not set(site.getsitepackages()) & set(proxy.sealed_sys_path())
+
+
+def test_describe_gives_only_the_fields_asked_for():
+    from autograder.runner.proxy import RemoteObject
+    from autograder.runner.worker import GlobalRef, WorkerState
+
+    state = WorkerState()
+    state.namespace["net"] = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+    full = state.op_describe(GlobalRef("net"))
+    assert full["modules"][2]["type"] == "torch.nn.modules.activation.ReLU" and full["is_module"]
+    assert state.op_describe(GlobalRef("net"), ("parameter_shapes",)) == {
+        "parameter_shapes": {"0.weight": (3, 2), "0.bias": (3,)}
+    }
+    with pytest.raises(ValueError, match="no field 'shapes'"):
+        RemoteObject(None, GlobalRef("net"), "net").describe("shapes")

@@ -23,6 +23,7 @@ from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.runner import sandbox, wire
 from autograder.runner.worker import (
+    DESCRIPTION_FIELDS,
     MAX_REPLY_BYTES,
     OUTPUT_FILE,
     SETUP_FAILED_EXIT,
@@ -318,8 +319,13 @@ class RemoteObject:
         # run and grading is repeatable.
         return int(self._session.call_seed)
 
-    def describe(self) -> dict[str, Any]:
-        return self._session.ask("describe", self._ref, call=self._label)
+    def describe(self, *fields: str) -> dict[str, Any]:
+        """Type, repr, signature and, for a torch module, its layers and parameter shapes (worker.DESCRIPTION_FIELDS);
+        only `fields` where given."""
+        unknown = [f for f in fields if f not in DESCRIPTION_FIELDS]
+        if unknown:
+            raise ValueError(f"describe() has no field {unknown[0]!r}; it has {', '.join(DESCRIPTION_FIELDS)}")
+        return self._session.ask("describe", self._ref, fields or DESCRIPTION_FIELDS, call=self._label)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -289,29 +289,43 @@ def describe_exception(exc: BaseException, cell: int | None = None) -> dict[str,
     }
 
 
-def describe_object(obj: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "type": _qualname(type(obj)),
-        "repr": _safe_repr(obj),
-        "signature": None,
-        "is_module": isinstance(obj, torch.nn.Module),
-        "is_class": isinstance(obj, type),
-        "subclass_of_module": isinstance(obj, type) and issubclass(obj, torch.nn.Module),
-    }
-    try:
-        info["signature"] = str(inspect.signature(obj))
-        info["parameters"] = [
-            {"name": p.name, "kind": p.kind.name, "default": None if p.default is p.empty else repr(p.default)}
-            for p in inspect.signature(obj).parameters.values()
-        ]
-    except (TypeError, ValueError):
-        info["parameters"] = []
+DESCRIPTION_FIELDS = ("type", "repr", "signature", "parameters", "is_module", "is_class", "subclass_of_module",
+                      "modules", "parameter_shapes")  # fmt: skip
+
+
+def describe_object(obj: Any, fields: tuple[str, ...] = DESCRIPTION_FIELDS) -> dict[str, Any]:
+    """What a check may ask about an object it cannot see: `fields` of DESCRIPTION_FIELDS (the module fields only
+    for a torch module). Asking only for what is needed spares the reprs of every layer."""
+    info: dict[str, Any] = {}
+    wanted = set(fields)
+    if "type" in wanted:
+        info["type"] = _qualname(type(obj))
+    if "repr" in wanted:
+        info["repr"] = _safe_repr(obj)
+    if "is_module" in wanted:
+        info["is_module"] = isinstance(obj, torch.nn.Module)
+    if "is_class" in wanted:
+        info["is_class"] = isinstance(obj, type)
+    if "subclass_of_module" in wanted:
+        info["subclass_of_module"] = isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+    if wanted & {"signature", "parameters"}:
+        try:
+            signature = inspect.signature(obj)
+            info["signature"] = str(signature)
+            info["parameters"] = [
+                {"name": p.name, "kind": p.kind.name, "default": None if p.default is p.empty else repr(p.default)}
+                for p in signature.parameters.values()
+            ]
+        except (TypeError, ValueError):
+            info["signature"], info["parameters"] = None, []
     if isinstance(obj, torch.nn.Module):
-        info["modules"] = [
-            {"name": name, "type": _qualname(type(m)), "repr": _safe_repr(m).split("\n")[0]}
-            for name, m in obj.named_modules(remove_duplicate=False)
-        ]
-        info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
+        if "modules" in wanted:
+            info["modules"] = [
+                {"name": name, "type": _qualname(type(m)), "repr": _safe_repr(m).split("\n")[0]}
+                for name, m in obj.named_modules(remove_duplicate=False)
+            ]
+        if "parameter_shapes" in wanted:
+            info["parameter_shapes"] = {n: tuple(p.shape) for n, p in obj.named_parameters()}
     return info
 
 
@@ -384,8 +398,8 @@ class WorkerState:
     def op_getattr(self, target: Any, name: str) -> Any:
         return getattr(self.resolve(target), name)
 
-    def op_describe(self, target: Any) -> dict[str, Any]:
-        return describe_object(self.resolve(target))
+    def op_describe(self, target: Any, fields: tuple[str, ...] = DESCRIPTION_FIELDS) -> dict[str, Any]:
+        return describe_object(self.resolve(target), fields)
 
     def op_grad(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None) -> Any:
         """Call, then backpropagate sum(output): gradients of the floating-point tensor arguments and, for

@@ -29,7 +29,7 @@ def activations(student_net):
     """'Kind: repr' of every activation module (from torch.nn's activation family) in the student's model."""
     return [
         m["type"].rsplit(".", 1)[-1] + ": " + m["repr"]
-        for m in student_net.describe()["modules"][1:]
+        for m in student_net.describe("modules")["modules"][1:]
         if m["type"].startswith("torch.nn.modules.activation.")
     ]
 
