@@ -17,6 +17,7 @@ import traceback
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -183,8 +184,9 @@ class GradingPlugin:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[_PLUGIN_KEY] = self
         # A failed check's report is built by explain_failure; pytest's default long traceback (source of every
-        # frame, parsed per failure) would cost ~50 ms a failure and nobody reads it.
-        config.option.tbstyle = "native"
+        # frame, parsed per failure) would cost ~50 ms a failure and nobody reads it. "value" (the exception's
+        # text, as for pytest.fail(pytrace=False)) also spares the native style's formatted stack.
+        config.option.tbstyle = "value"
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest catches Ctrl-C and ends the session, tearing down fixtures (which finishes the submission in
@@ -345,17 +347,34 @@ def submission_session(request: pytest.FixtureRequest) -> Iterator[SubmissionSes
     plugin.finish(session)
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """What the fixtures of one check share: made once per check from pytest's `request`. (Each fixture that asks
+    for `request` itself costs pytest a new fixture definition per check: ~9 per check before this.)"""
+
+    plugin: GradingPlugin
+    spec: AssignmentSpec
+    exercise: ExerciseSpec
+    seed: int
+
+
 @pytest.fixture
-def student(request: pytest.FixtureRequest, submission_session: SubmissionSession) -> StudentProxy:
+def _check_context(request: pytest.FixtureRequest) -> CheckContext:
+    plugin = _require_plugin(request.config)
+    spec = plugin.spec_for(request.node.path)
+    return CheckContext(plugin, spec, spec.exercise(exercise_of(request.node)), check_seed(request.node))
+
+
+@pytest.fixture
+def student(_check_context: CheckContext, submission_session: SubmissionSession) -> StudentProxy:
     """The submission's code; fails the check with the student's message when a needed symbol is missing."""
-    spec = _require_plugin(request.config).spec_for(request.node.path)
-    exercise = spec.exercise(exercise_of(request.node))
+    exercise = _check_context.exercise
     lost = submission_session.lost.get(exercise.id)
     if lost is not None:  # one hang or crash per exercise is enough: its other checks are not run
         raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
     submission_session.exercise = exercise.id
-    submission_session.call_seed = check_seed(request.node)
-    submission_session.helpers = helper_sources(spec)
+    submission_session.call_seed = _check_context.seed
+    submission_session.helpers = helper_sources(_check_context.spec)
     submission_session.ensure_worker()
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
@@ -364,17 +383,17 @@ def student(request: pytest.FixtureRequest, submission_session: SubmissionSessio
 
 
 @pytest.fixture
-def reference(request: pytest.FixtureRequest) -> ModuleType:
+def reference(_check_context: CheckContext) -> ModuleType:
     """The assignment's reference solutions, imported in the scoring process only."""
-    path = _require_plugin(request.config).spec_for(request.node.path).reference_path
+    path = _check_context.spec.reference_path
     return _import_file(f"_reference_{path.stem}", path)
 
 
 @pytest.fixture
-def helpers(request: pytest.FixtureRequest) -> ModuleType:
+def helpers(_check_context: CheckContext) -> ModuleType:
     """The assignment's helpers module (`helpers` in assignment.toml): models, losses and loops that checks send
     to the worker with `student.put(...)`. Known to pickle by the same name in the scoring process and workers."""
-    spec = _require_plugin(request.config).spec_for(request.node.path)
+    spec = _check_context.spec
     if spec.helpers_path is None:
         raise pytest.UsageError(messages.NO_HELPERS.format(spec=spec.folder / "assignment.toml"))
     module = _import_file(spec.helpers_module, spec.helpers_path)
@@ -383,20 +402,20 @@ def helpers(request: pytest.FixtureRequest) -> ModuleType:
 
 
 @pytest.fixture
-def exercise(request: pytest.FixtureRequest) -> ExerciseSpec:
+def exercise(_check_context: CheckContext) -> ExerciseSpec:
     """The spec of the exercise this check belongs to (points, symbols, what is forbidden)."""
-    return _require_plugin(request.config).spec_for(request.node.path).exercise(exercise_of(request.node))
+    return _check_context.exercise
 
 
 @pytest.fixture
-def device(request: pytest.FixtureRequest) -> torch.device:
-    return torch.device(_require_plugin(request.config).options.device)
+def device(_check_context: CheckContext) -> torch.device:
+    return torch.device(_check_context.plugin.options.device)
 
 
 @pytest.fixture
-def seed(request: pytest.FixtureRequest) -> int:
+def seed(_check_context: CheckContext) -> int:
     """The same seed for every submission (fair), a different one for every check."""
-    return check_seed(request.node)
+    return _check_context.seed
 
 
 @pytest.fixture
