@@ -107,3 +107,14 @@ def test_a_request_keeps_parameters_gradients_strides_and_handles():
     v.fill_(0)  # a copy of the storage, as torch's own pickling gives
     assert base.sum() == 66
     assert torch.equal(kw["k"], torch.ones(2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_cross_in_both_directions_and_stay_on_their_device():
+    x = torch.randn(4, 3, device="cuda")
+    back = wire.loads_reply(wire.dumps_reply({"seq": 1, "ok": True, "value": x}))["value"]
+    assert back.device == x.device and torch.equal(back, x)
+    seq, op, (a,) = _Requests(wire.dumps_request((1, "call", (x.t(),))), _Helpers({})).load()
+    assert a.device == x.device and torch.equal(a, x.t()) and a.stride() == x.t().stride()
+    with pytest.raises(wire.BadReply):  # a reply may not name a device the reader does not allow
+        wire.loads_reply(wire.dumps_reply({"seq": 1, "value": x}), devices=("cpu",))
