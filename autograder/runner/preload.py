@@ -76,8 +76,11 @@ def collapse_into_huge_pages() -> int:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     collapsed = 0
-    with open("/proc/self/maps", encoding="ascii") as maps:
-        regions = [line.split() for line in maps]
+    try:
+        with open("/proc/self/maps", encoding="ascii") as maps:
+            regions = [line.split() for line in maps]
+    except OSError:  # no /proc: a fork server must start whatever this finds
+        return 0
     for fields in regions:
         start, end = (int(address, 16) for address in fields[0].split("-"))
         anonymous = len(fields) < 6 or fields[5] == "[heap]"
