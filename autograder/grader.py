@@ -138,11 +138,12 @@ def grade_chunk(
         "--import-mode=importlib",
     ]
     _forget_check_modules(spec)
+    before = set(sys.modules)
     try:
         with short_stacks():  # torch.manual_seed in references and checks: see runner/stacks.py
             code = pytest.main(args, plugins=[plugin])
     finally:
-        _forget_check_modules(spec)
+        _forget_check_modules(spec, [name for name in sys.modules if name not in before])
     if plugin.interrupted:  # pytest swallowed a Ctrl-C: pass it on, with what was graded already written
         raise KeyboardInterrupt
     if plugin.fatal_error:
@@ -159,13 +160,15 @@ def grade_chunk(
     return plugin.results
 
 
-def _forget_check_modules(spec: AssignmentSpec) -> None:
+def _forget_check_modules(spec: AssignmentSpec, names: Sequence[str] | None = None) -> None:
     """Drop imported check modules: pytest names them `checks.test_<id>` whatever the assignment, so a later
-    session in this process (another assignment, or the same one edited) must not find the old ones."""
-    for name, module in list(sys.modules.items()):
+    session in this process (another assignment, or the same one edited) must not find the old ones. `names`:
+    only these modules need looking at (those a session imported), not all of sys.modules."""
+    for name in list(sys.modules) if names is None else names:
+        module = sys.modules.get(name)
         file = getattr(module, "__file__", None) or ""
         if name == "checks" or name.startswith("checks.") or file.startswith(str(spec.checks_dir)):
-            del sys.modules[name]
+            sys.modules.pop(name, None)
 
 
 def _grade_chunk_in_subprocess(

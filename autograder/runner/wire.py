@@ -170,7 +170,17 @@ def _pack(value: Any) -> Any:
 
 def dumps_reply(reply: dict[str, Any]) -> bytes:
     """Called in the worker on a reply `WorkerState.encode` made (plain data, tensors and handles only)."""
-    return pickle.dumps(_pack(reply), protocol=PROTOCOL)
+    return dumps_packed(_pack(reply))
+
+
+def pack_tensor(value: Any) -> Any:
+    """A tensor `encode` made, in its wire form; anything else (a tensor subclass's odd `clone`) as it is."""
+    return _payload(value) if type(value) is torch.Tensor else value
+
+
+def dumps_packed(reply: dict[str, Any]) -> bytes:
+    """A reply whose tensors are already payloads (`WorkerState.pack_tensor`)."""
+    return pickle.dumps(reply, protocol=PROTOCOL)
 
 
 class _PlainData(pickle.Unpickler):

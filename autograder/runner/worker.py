@@ -342,6 +342,8 @@ class WorkerState:
         self.objects: dict[int, Any] = {}
         self.sandbox = sandbox
         self.progress_fd = progress_fd
+        # In a worker, `encode` writes tensors straight into their wire form (one walk of a reply, not two).
+        self.pack_tensor: Callable[[Any], Any] | None = None
 
     def mark_progress(self, cell: int, statement: int, line: int) -> None:
         """Record the statement being run, so that the parent knows which one a hang or crash came from."""
@@ -457,7 +459,8 @@ class WorkerState:
         if depth > _MAX_DEPTH:
             raise ValueError("the returned value is nested too deeply to send back")
         if isinstance(value, torch.Tensor):
-            return value.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+            tensor = value.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
+            return self.pack_tensor(tensor) if self.pack_tensor else tensor
         if isinstance(value, torch.Size):
             return tuple(int(v) for v in value)
         if isinstance(value, (torch.dtype, torch.device)):
@@ -522,6 +525,7 @@ def worker_main(conn: Any, config: WorkerConfig) -> None:
         sys.stderr.flush()
         os._exit(SETUP_FAILED_EXIT)
     state = WorkerState(level, progress)
+    state.pack_tensor = wire.pack_tensor
     helpers = _Helpers(dict(config.helpers))
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
@@ -533,7 +537,7 @@ def worker_main(conn: Any, config: WorkerConfig) -> None:
             return
         try:
             reply = {"seq": seq, "ok": True, "value": state.encode(handlers[op](*args))}
-            data = wire.dumps_reply(reply)
+            data = wire.dumps_packed(reply)
         except BaseException as exc:  # student code may raise anything, SystemExit included
             data = wire.dumps_reply({"seq": seq, "ok": False, "error": describe_exception(exc)})
         conn.send_bytes(data)
