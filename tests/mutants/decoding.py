@@ -168,6 +168,15 @@ class DeepNetReLU(nn.Module):
     ),
     ("DeepNetReLU", "functional_relu", edit(DEEPNET, "torch.relu(self.in_layer(r))", "F.relu(self.in_layer(r))")),
     ("DeepNetReLU", "clamp", edit(DEEPNET, "torch.relu(self.in_layer(r))", "self.in_layer(r).clamp(min=0)")),
+    (  # each unit's weighted sum written out: equal to nn.Linear's up to float32 rounding, not bit for bit
+        "DeepNetReLU",
+        "weighted_sums_by_hand",
+        edit(
+            DEEPNET,
+            "torch.relu(self.in_layer(r))",
+            "torch.relu((r.unsqueeze(-2) * self.in_layer.weight).sum(-1) + self.in_layer.bias)",
+        ),
+    ),
     (
         "train",
         "net_zero_grad_and_no_grad_test",
