@@ -45,10 +45,8 @@ class _ShortTraceback(types.ModuleType):
 _SHORT = _ShortTraceback("traceback")
 
 
-@contextlib.contextmanager
-def short_stacks() -> Iterator[None]:
-    """Within: the deferring modules record stacks without source lines (see the module docstring). Nested or
-    in a process where it is already in place, it changes nothing."""
+def _shorten() -> list[types.ModuleType]:
+    """Point the deferring modules that use the real traceback module at the short one; returns those changed."""
     patched = []
     for name in _DEFERRING_MODULES:
         try:
@@ -58,6 +56,14 @@ def short_stacks() -> Iterator[None]:
         if getattr(module, "traceback", None) is traceback:
             module.traceback = _SHORT  # type: ignore[attr-defined]
             patched.append(module)
+    return patched
+
+
+@contextlib.contextmanager
+def short_stacks() -> Iterator[None]:
+    """Within: the deferring modules record stacks without source lines (see the module docstring). Nested or
+    in a process where it is already in place, it changes nothing."""
+    patched = _shorten()
     try:
         yield
     finally:
@@ -66,5 +72,6 @@ def short_stacks() -> Iterator[None]:
 
 
 def install_short_stacks() -> None:
-    """For good, in a process that only grades (the fork server, and so every worker and scoring process)."""
-    short_stacks().__enter__()
+    """For good, in a process that only grades (the fork server, and so every worker and scoring process). Not
+    `short_stacks().__enter__()`: that context manager, once garbage, would run its `finally` and undo it."""
+    _shorten()

@@ -514,8 +514,6 @@ class _Requests(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-
-
 def worker_main(conn: Any, config: WorkerConfig) -> None:
     """Serve requests until the parent closes the connection."""
     try:
