@@ -1,6 +1,7 @@
 """The pytest plugin as an instructor meets it: points add up, broken checks stop the tool, grader bugs stay
 out of the student's message."""
 
+import sys
 import textwrap
 
 import pytest
@@ -115,6 +116,20 @@ def test_two_assignments_with_the_same_check_names_do_not_share_checks(toy, tmp_
     assert first.score == 3.0
     assert [t.name for t in second.exercise("double").tests] == ["triple"]
     assert second.score == 0.0
+
+
+def test_a_later_chunk_reuses_the_imported_checks_unless_they_were_edited(toy):
+    spec, subs = toy()
+    [first] = grade_chunk(spec, subs, GradingOptions())
+    module = sys.modules["checks.test_double"]
+    [again] = grade_chunk(spec, subs, GradingOptions())
+    assert sys.modules["checks.test_double"] is module  # not parsed, rewritten and compiled once more
+    assert again.score == first.score == 3.0
+    checks = spec.checks_dir / "test_double.py"
+    checks.write_text(checks.read_text().replace("def test_sizes(", "def test_sizez("))  # same size, same second
+    [edited] = grade_chunk(spec, subs, GradingOptions())
+    assert sys.modules["checks.test_double"] is not module
+    assert "sizez[5]" in [t.name for t in edited.exercise("double").tests]
 
 
 ADVISORY_CHECKS = """
