@@ -39,6 +39,7 @@ from autograder.runner.proxy import (
     FORK_SERVER_PRELOAD,
     Worker,
     bare_main_module,
+    fork_server_failure,
     guard_this_process,
     preload_modules,
 )
@@ -238,12 +239,15 @@ class LocalExecutor:
         )
         try:
             with bare_main_module():  # the pool starts its processes here: not from an instructor's script
-                pending: set[Future[Any]] = {
-                    pool.submit(
-                        _grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded, self.worker_factory
-                    )
-                    for chunk in chunks
-                }
+                try:
+                    pending: set[Future[Any]] = {
+                        pool.submit(
+                            _grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded, self.worker_factory
+                        )
+                        for chunk in chunks
+                    }
+                except (EOFError, ConnectionError):  # the fork server died before it could fork (a preload)
+                    raise GradingError(fork_server_failure()) from None
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:

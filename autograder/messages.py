@@ -12,6 +12,12 @@ UNREADABLE = "{name} could not be read: {problem}"
 BAD_ZIP = "{name} is not a readable zip archive: {problem}"
 NO_SUCH_FILE = "{path} does not exist"
 
+FORK_SERVER_FAILED = (
+    "The process that starts the grader's workers (multiprocessing's fork server) ended while it imported torch, "
+    "the course's libraries and the modules in the environment variable AUTOGRADER_PRELOAD and in the "
+    "assignment's `preload` ({modules}); its own output above says why. Check that each of them imports in this "
+    "environment: python -c 'import <module>'."
+)
 NO_DASK = "--executor dask needs Dask: pip install 'dask[distributed]' (and dask-jobqueue for Slurm)"
 WEAK_SANDBOX = (
     "Note: workers ran behind the audit-hook layer only: no namespaces could be made here (user namespaces refused "

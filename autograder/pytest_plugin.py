@@ -28,7 +28,15 @@ import torch
 from autograder import messages
 from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
-from autograder.runner.proxy import MissingSymbol, StudentError, StudentProxy, SubmissionUnreadable, Worker, WorkerLost
+from autograder.runner.proxy import (
+    ForkServerFailed,
+    MissingSymbol,
+    StudentError,
+    StudentProxy,
+    SubmissionUnreadable,
+    Worker,
+    WorkerLost,
+)
 from autograder.session import SubmissionSession, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions
@@ -250,7 +258,7 @@ class GradingPlugin:
     # -- per submission ---------------------------------------------------------------------------------
     def finish(self, session: SubmissionSession) -> SubmissionResult | None:
         session.close()
-        if self.interrupted:  # half graded: neither kept nor written; --resume grades it again
+        if self.interrupted or self.fatal_error:  # half graded: neither kept nor written; --resume grades it again
             return None
         sub = session.submission
         assert self.spec is not None
@@ -375,7 +383,11 @@ def student(_check_context: CheckContext, submission_session: SubmissionSession)
     submission_session.exercise = exercise.id
     submission_session.call_seed = _check_context.seed
     submission_session.helpers = helper_sources(_check_context.spec)
-    submission_session.ensure_worker()
+    try:
+        submission_session.ensure_worker()
+    except ForkServerFailed as exc:  # no worker can start: no submission can be graded, so stop here
+        _check_context.plugin.fatal_error = str(exc)
+        pytest.exit(str(exc), returncode=pytest.ExitCode.INTERNAL_ERROR)
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
         raise MissingSymbol(missing)

@@ -4,11 +4,15 @@ with a non-interactive backend, and a module the server could not import is the 
 import ctypes
 import json
 import mmap
+import os
 import subprocess
 import sys
 import textwrap
 
-from autograder.runner.proxy import Worker
+import pytest
+
+from autograder.paths import PROJECT_ROOT
+from autograder.runner.proxy import PRELOAD_ENV, Worker
 from autograder.runner.worker import GlobalRef
 
 SPEC = """
@@ -16,7 +20,7 @@ name = "toy"
 title = "Toy"
 source = "tests"
 reference = "reference.py"
-preload = ["colorsys", "no_such_module_anywhere"]
+preload = ["colorsys", "no_such_module_anywhere", "exits_at_import"]
 
 [[exercises]]
 id = "seen"
@@ -57,14 +61,46 @@ def test_workers_start_with_the_course_imports_and_the_assignments_preload(tmp_p
     (folder / "reference.py").write_text(textwrap.dedent(REFERENCE))
     (folder / "checks" / "test_seen.py").write_text(textwrap.dedent(CHECK))
     (tmp_path / "student.py").write_text(STUDENT)
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "exits_at_import.py").write_text("raise SystemExit('not in this environment')\n")
     # A fresh process: the fork server reads the preload list when it starts.
     command = [sys.executable, "-m", "autograder", "grade", str(folder), str(tmp_path / "student.py")]
-    done = subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(modules)},
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "out" / "student.json").read_text())
     [check] = result["exercises"][0]["tests"]
     assert check["passed"], check["message"]
-    assert result["errors"] == []  # "no_such_module_anywhere" in `preload` is skipped, not fatal
+    assert result["errors"] == []  # "no_such_module_anywhere" and "exits_at_import" are skipped, not fatal
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_preload_that_kills_the_fork_server_stops_grading_with_a_clear_error(tmp_path, jobs):
+    # A module whose import ends the process (a native library that crashes as it loads): nothing can start a
+    # worker or a scoring process. The instructor gets that, once, not a traceback or a wait without end.
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "dies_at_import.py").write_text("import os\nos._exit(3)\n")
+    command = [sys.executable, "-m", "autograder", "grade", "mlp", "examples/submissions/mlp/correct.ipynb"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "out"), "--jobs", jobs],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(modules), PRELOAD_ENV: "dies_at_import"},
+    )
+    assert done.returncode != 0
+    assert "fork server) ended while it imported" in done.stderr, done.stderr
+    assert "(dies_at_import)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "correct.json").exists()  # no half-graded result that --resume would keep
 
 
 def _huge_pages_collapse_here() -> bool:

@@ -49,8 +49,8 @@ def import_quietly(names: tuple[str, ...]) -> list[str]:
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S112 - a preload is an optimisation, never a reason to fail
-            continue
+        except BaseException:  # noqa: BLE001, S112 - a preload is an optimisation, never a reason to fail
+            continue  # SystemExit too: a server that ended here would start no worker at all
         loaded.append(name)
     return loaded
 

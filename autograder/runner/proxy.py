@@ -116,6 +116,15 @@ def _reuse_parent_fork_server() -> None:
         server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
 
 
+class ForkServerFailed(RuntimeError):
+    """The fork server ended before it could start a worker or scoring process: nothing can be graded."""
+
+
+def fork_server_failure() -> str:
+    modules = os.environ.get(PRELOAD_ENV, "").split()
+    return messages.FORK_SERVER_FAILED.format(modules=", ".join(modules) or "none")
+
+
 def preload_modules(names: Sequence[str]) -> None:
     """Have this process's fork server import `names` too (an assignment's `preload`), so that every worker
     inherits them. The server reads them when it starts: with the first worker or scoring process of this process;
@@ -192,9 +201,14 @@ class Worker:
         context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
-        with bare_main_module():
-            self.process.start()
-        child.close()
+        try:
+            with bare_main_module():
+                self.process.start()
+        except (EOFError, ConnectionError):  # the fork server died before it could fork (a preload killed it)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise ForkServerFailed(fork_server_failure()) from None
+        finally:
+            child.close()
         self.seq = 0
         self.stopped_at: tuple[int, int, int] | None = None  # (cell, statement, line) loading when it stopped
         self.last_output = ""  # the tail of its output, kept when it stops (its scratch folder is removed)
