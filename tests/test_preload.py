@@ -136,3 +136,22 @@ def test_workers_are_forked_from_memory_in_huge_pages_where_the_kernel_allows():
         assert huge_kb > 64 * 1024, f"only {huge_kb} kB of the worker's memory is in huge pages"
     else:  # transparent huge pages off, or a kernel before 6.1: forks cost what they did, and nothing breaks
         assert huge_kb == 0
+
+
+def test_workers_inherit_the_c_library_the_fork_server_found():
+    # ctypes.util.find_library runs `ldconfig -p` in a subprocess: once, in the fork server, not twice in every
+    # worker as it isolates itself.
+    worker = Worker()
+    try:
+        source = (
+            "import sys\n"
+            "found = sys.modules['autograder.runner.namespaces'].c_library.cache_info()\n"
+            "def lookups():\n"
+            "    return [found.misses, found.hits]\n"
+        )
+        assert worker.request("load", [(1, source)], "all", (), timeout=60)["ok"]
+        misses, hits = worker.request("call", GlobalRef("lookups"), (), {}, None, timeout=60)["value"]
+    finally:
+        worker.stop()
+    assert misses == 1  # the fork server's own lookup
+    assert hits >= 2  # the worker naming itself and entering its namespaces

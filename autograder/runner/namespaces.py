@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import pwd
 import shutil
@@ -124,10 +125,13 @@ def _shown(view: View, path: str) -> bool:
     )
 
 
-def _libc() -> Any:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    return libc
+@functools.cache
+def c_library() -> Any:
+    """The C library, found once per process tree: `find_library` runs `ldconfig -p` in a subprocess, which every
+    worker paid twice as it isolated itself (the fork server finds it first, and its forks inherit it)."""
+    found = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    found.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    return found
 
 
 def _check(result: int, what: str) -> None:
@@ -247,7 +251,7 @@ def _unshare(libc: Any, flags: int) -> None:
 
 
 def enter_as_root(view: View) -> None:
-    libc = _libc()
+    libc = c_library()
     _unshare(libc, CLONE_NEWNS | CLONE_NEWNET)
     _build_view(libc, view)
     uid, gid = unprivileged_ids()
@@ -264,7 +268,7 @@ def _write(path: str, text: str) -> None:
 def enter_user_namespace(view: View) -> None:
     """The user namespace maps the worker's own id to itself (the one id an unprivileged process may map): inside,
     it is the same unprivileged user, with capabilities only over the namespaces it has just made."""
-    libc = _libc()
+    libc = c_library()
     uid, gid = os.getuid(), os.getgid()
     _unshare(libc, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET)
     # A non-dumpable process's /proc/self files belong to root: the worker (a fork of the non-dumpable fork server)
@@ -329,7 +333,7 @@ def enter_bubblewrap(view: View, bwrap: str) -> None:
             problem = holder.stderr.read().decode(errors="replace").strip() or f"exit status {holder.wait()}"
             raise Refused(0, f"bubblewrap: {problem}")
         fds = [os.open(f"/proc/{int(line)}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("user", "mnt", "net")]
-        libc = _libc()
+        libc = c_library()
         if libc.setns(fds[0], 0) != 0:
             errno = ctypes.get_errno()
             raise Refused(errno, f"join bubblewrap's user namespace: {os.strerror(errno)}")

@@ -22,7 +22,6 @@ themselves non-dumpable, so a worker cannot read their memory or their view of t
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import site
 import sys
@@ -89,7 +88,7 @@ _MUTATING_EVENTS = (
 
 
 def _libc() -> Any:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return namespaces.c_library()
 
 
 def protect_this_process() -> None:
