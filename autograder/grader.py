@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import torch
 
 from autograder import messages
 from autograder.options import GradingOptions, gpu_share, place_on_gpu
@@ -145,10 +146,16 @@ def grade_chunk(
         _imported_checks = None
     before = set(sys.modules)
     code = None
+    # One thread for the checks' own torch work, as in every worker: the checks compute on small tensors, the
+    # scoring processes are the parallelism (--jobs), and with more, torch's idle OpenMP threads spin between
+    # operations on cores the other scoring processes and workers need (~5% of all CPU time, --jobs 2 on 2 cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         with short_stacks():  # torch.manual_seed in references and checks: see runner/stacks.py
             code = pytest.main(args, plugins=[plugin])
     finally:
+        torch.set_num_threads(threads)
         if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not plugin.fatal_error:
             _imported_checks = checks  # the next chunk's session finds them in sys.modules, as pytest left them
         else:

@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from autograder import messages
 from autograder.grader import GradingError, grade_chunk
@@ -130,6 +131,29 @@ def test_a_later_chunk_reuses_the_imported_checks_unless_they_were_edited(toy):
     [edited] = grade_chunk(spec, subs, GradingOptions())
     assert sys.modules["checks.test_double"] is not module
     assert "sizez[5]" in [t.name for t in edited.exercise("double").tests]
+
+
+THREAD_CHECKS = """
+import pytest
+import torch
+
+@pytest.mark.points(4)
+def test_threads(student):
+    assert torch.get_num_threads() == 1, f"checks ran with {torch.get_num_threads()} torch threads"
+"""
+
+
+def test_checks_compute_with_one_torch_thread_and_the_callers_setting_comes_back(toy):
+    # Idle OpenMP threads of a scoring process spin on cores its workers and the other scoring processes need.
+    spec, subs = toy(checks=THREAD_CHECKS)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        [result] = grade_chunk(spec, subs, GradingOptions())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert result.score == 4.0, result.exercise("double").tests
 
 
 ADVISORY_CHECKS = """
