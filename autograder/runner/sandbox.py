@@ -87,14 +87,10 @@ _MUTATING_EVENTS = (
 )
 
 
-def _libc() -> Any:
-    return namespaces.c_library()
-
-
 def protect_this_process() -> None:
     """Make this process non-dumpable: same-user processes then cannot read its memory or /proc/<pid>/root."""
     try:
-        _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        namespaces.c_library().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -102,7 +98,7 @@ def protect_this_process() -> None:
 def name_this_process(name: str) -> None:
     """The name `ps`, `top` and /proc/<pid>/comm show (15 bytes at most): "ag-scoring", "ag-worker"."""
     try:
-        _libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+        namespaces.c_library().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
