@@ -65,7 +65,7 @@ def _files(name: str) -> dict[str, str]:
             import pytest
             import torch
 
-            from autograder.checklib import describe_inputs, expect, expect_tensor, forbidden_uses
+            from autograder.checklib import describe_inputs, expect, expect_tensor, forbidden_found
 
 
             @pytest.mark.public
@@ -102,7 +102,7 @@ def _files(name: str) -> dict[str, str]:
                 # Points for writing it yourself go to a softmax that works and calls none of the forbidden names.
                 x = torch.tensor([[0.0, 1.0, 2.0]])
                 expect_tensor(student.softmax(x), reference.softmax(x), what="softmax(x)", rtol=1e-5, atol=1e-6)
-                used = forbidden_uses(student.cells, "softmax", exercise.forbidden)
+                used = forbidden_found(student, "softmax", exercise.forbidden)
                 expect(not used, f"softmax calls {', '.join(used)}, which this exercise asks you to write yourself.")
 
 

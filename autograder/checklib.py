@@ -204,6 +204,11 @@ def transplant(reference_model: torch.nn.Module, remote_model: Any, *, what: str
 
 
 FORBIDDEN_DYNAMIC = {"getattr", "eval", "exec", "__import__", "import_module", "globals", "vars", "__dict__"}
+# Ways around the run-time watch for forbidden calls (worker._ForbiddenWatch, a torch function mode).
+TORCH_DISPATCH = {
+    "DisableTorchFunction", "DisableTorchFunctionSubclass", "_pop_torch_function_stack",
+    "_push_on_torch_function_stack", "TorchFunctionMode", "__torch_function__", "_set_torch_function_state",
+}  # fmt: skip
 
 
 def function_sources(cells: list[str], name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
@@ -237,9 +242,23 @@ def forbidden_uses(cells: list[str], name: str, forbidden: tuple[str, ...]) -> l
                 uses.append(f"{ident} (line {line} of {definition.name})")
             elif ident in FORBIDDEN_DYNAMIC:
                 uses.append(f"{ident} (line {line} of {definition.name}: a dynamic look-up)")
+            elif ident in TORCH_DISPATCH:
+                uses.append(f"{ident} (line {line} of {definition.name}: changes how torch calls functions)")
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in last_parts:
                 uses.append(f"'{node.value}' (line {line} of {definition.name})")
     return uses
+
+
+def forbidden_found(student: Any, name: str, forbidden: tuple[str, ...]) -> list[str]:
+    """`forbidden_uses` in the student's source, and the forbidden functions their code called while this
+    exercise's checks ran it, however it reached them (an alias, getattr, an autograd.Function): call the student's
+    code first, then ask."""
+    found = forbidden_uses(student.cells, name, forbidden)
+    named = " ".join(found)
+    for called in student.forbidden_calls:
+        if called.rsplit(".", 1)[-1] + " " not in named + " ":
+            found.append(f"{called} (called while your code ran)")
+    return found
 
 
 @functools.lru_cache(maxsize=256)  # the static checks of a submission parse the same cells, read-only

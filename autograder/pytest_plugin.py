@@ -382,6 +382,7 @@ def student(_check_context: CheckContext, submission_session: SubmissionSession)
         raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
     submission_session.exercise = exercise.id
     submission_session.call_seed = _check_context.seed
+    submission_session.watch = exercise.forbidden
     submission_session.helpers = helper_sources(_check_context.spec)
     try:
         submission_session.ensure_worker()

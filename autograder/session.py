@@ -52,6 +52,8 @@ class SubmissionSession:
         self.restarts = 0
         self.exercise = ""  # the exercise whose check is running
         self.call_seed = 0  # seeds every call into student code during the running check
+        self.watch: tuple[str, ...] = ()  # the forbidden functions of the exercise being checked
+        self.forbidden_seen: dict[str, list[str]] = {}  # by exercise: forbidden functions its calls reached
         self.lost: dict[str, WorkerLost] = {}  # exercises abandoned after their check lost the worker
         self.started = time.perf_counter()
         self.output = ""
@@ -128,6 +130,7 @@ class SubmissionSession:
             error = WorkerLost(lost.kind, f"{lost} (while the grader called {call})", lost.detail)
             self.lost.setdefault(self.exercise, error)
             raise error from None
+        self._note_forbidden(reply.get("forbidden"))
         if not reply["ok"]:
             call = call() if callable(call) else call
             if reply["error"].get("type") == "OutOfMemoryError":
@@ -140,6 +143,11 @@ class SubmissionSession:
                 raise error
             raise StudentError(call, reply["error"])
         return decode(self, reply["value"])
+
+    def _note_forbidden(self, names: Any) -> None:
+        if isinstance(names, list) and names:
+            seen = self.forbidden_seen.setdefault(self.exercise, [])
+            seen += [n for n in names if isinstance(n, str) and n not in seen][:20]
 
     def close(self) -> None:
         if self.worker is not None:

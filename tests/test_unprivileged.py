@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder.paths import PROJECT_ROOT
-from autograder.runner import namespaces, sandbox
+from autograder.runner import namespaces, policy, sandbox
 
 from . import unprivileged
 
@@ -40,15 +40,16 @@ PROBES = {
     "reference": f"torch.from_file({str(REFERENCE_DIR / 'mlp.py')!r}, size=16, dtype=torch.uint8).tolist()",
     "write_outside": "torch.from_file('/tmp/autograder-probe-escape', shared=True, size=4).tolist()",
     "interfaces": "[line.split(':')[0].strip() for line in open('/proc/net/dev').readlines()[2:]]",
+    "processes": "sorted(p for p in os.listdir('/proc') if p.isdigit())",
 }
 found = {}
 for name, env in json.loads(sys.argv[1]).items():
     worker = Worker(WorkerConfig(env=env))
     try:
-        layer = worker.request("load", [(0, CODE)], "all", timeout=120)["value"]["sandbox"]
+        loaded = worker.request("load", [(0, CODE)], "all", timeout=120)["value"]
         answers = {k: worker.request("call", GlobalRef("attempt"), (v,), {}, None, timeout=60)["value"]
                    for k, v in PROBES.items()}
-        found[name] = {"layer": layer, **answers}
+        found[name] = {"layer": loaded["sandbox"], "walls": loaded["walls"], **answers}
     finally:
         worker.stop()
 print(json.dumps(found))
@@ -104,6 +105,9 @@ def test_an_unprivileged_workers_view_is_the_root_layers(seen, run):
     assert str(probes["reference"]).startswith("RuntimeError"), probes["reference"]  # covered, even to C code
     assert "Read-only file system" in str(probes["write_outside"]), probes["write_outside"]
     assert probes["interfaces"] == ["lo"]  # a network namespace of its own: no way out
+    assert len(probes["processes"]) <= 3, probes["processes"]  # its own tree: itself, its process 1 (and bwrap's)
+    walls = probes["walls"]
+    assert walls["quota"] and walls["seccomp"] and walls["unprivileged"], walls
 
 
 @pytest.mark.slow
@@ -113,6 +117,8 @@ def test_without_namespaces_or_bubblewrap_only_the_audit_hook_remains_and_the_re
     assert probes["layer"] == "audit-hook"
     assert "secret.txt" in probes["home"]  # the limit of this layer, as the README says
     assert found["escaped"]  # torch.from_file writes where it likes: why the namespace layers matter
+    assert len(probes["processes"]) > 3  # the machine's processes are in sight (seccomp keeps it from signalling them)
+    assert sandbox.missing_walls(probes["walls"]) == ("namespaces", "quota")
 
 
 def test_root_workers_run_as_nobody_and_see_neither_homes_nor_other_temporary_files(tmp_path):
@@ -129,14 +135,22 @@ def test_root_workers_run_as_nobody_and_see_neither_homes_nor_other_temporary_fi
         home = os.path.realpath(os.path.expanduser("~"))
         uid, shown = worker.request("call", GlobalRef("look"), (home,), {}, None, timeout=60)["value"]
         assert uid == namespaces.unprivileged_ids()[0]
-        kept = sandbox.kept_paths()
-        assert all(any(k.startswith(os.path.join(home, name)) for k in kept) for name in shown), shown
+        granted = granted_paths()
+        assert all(any(policy.within(g, os.path.join(home, name)) for g in granted) for name in shown), shown
         _, shown = worker.request("call", GlobalRef("look"), (os.path.dirname(worker.scratch),), {}, None, timeout=60)[
             "value"
         ]
-        assert set(shown) == {os.path.basename(worker.scratch), *ways_in_tmp(*kept)}, shown
+        assert set(shown) == {os.path.basename(worker.scratch), *ways_in_tmp(*granted)}, shown
     finally:
         worker.stop()
+
+
+def granted_paths() -> tuple[str, ...]:
+    """What this process's workers are granted, the view's top-level folders (as the grader grants them)."""
+    from autograder.runner.proxy import sealed_sys_path
+
+    grants = policy.grant(scratch="/tmp/x", sealed=(), excluded=sealed_sys_path(), holders=(), cuda=False)
+    return (*grants.read_only, *(a for a, _ in grants.aliases))
 
 
 def ways_in_tmp(*paths: str | Path) -> set[str]:
@@ -147,37 +161,70 @@ def ways_in_tmp(*paths: str | Path) -> set[str]:
     return {os.path.relpath(r, tmp).split(os.sep)[0] for r in real if r.startswith(tmp + os.sep)}
 
 
-# -- the plan, without any process ------------------------------------------------------------------------------
-def test_a_home_folder_is_emptied_but_for_the_environment_inside_it(tmp_path):
-    home, venv, scratch = tmp_path / "home", tmp_path / "home" / "course" / ".venv", tmp_path / "tmp" / "w1"
-    for folder in (venv / "lib", scratch):
+# -- the grant, without any process ---------------------------------------------------------------------------
+def test_the_grant_holds_the_environment_and_system_and_nothing_of_the_grader(tmp_path, monkeypatch):
+    home, course = tmp_path / "home", tmp_path / "home" / "course"
+    for folder in (course / "checks", course / "tools", tmp_path / "scratch"):
         folder.mkdir(parents=True)
-    view = namespaces.make_view([], str(scratch), [str(venv), str(venv / "lib")], [str(home)])
-    assert view.hidden == (str(home), str(tmp_path / "tmp"))
-    assert namespaces._holes(view, str(home)) == [str(venv)]  # the outermost kept path only
-    assert namespaces._holes(view, str(tmp_path / "tmp")) == [str(scratch)]
+    # The instructor put the whole course folder and their home on the import path: neither may be granted.
+    monkeypatch.setattr("sys.path", [*__import__("sys").path, str(course), str(home), str(course / "tools")])
+    from autograder.runner.proxy import sealed_sys_path
+
+    grants = policy.grant(
+        scratch=str(tmp_path / "scratch"),
+        sealed=[str(course / "checks")],
+        excluded=sealed_sys_path(),
+        holders=[str(home)],
+        cuda=False,
+    )
+    granted = (*grants.read_only, *(a for a, _ in grants.aliases))
+    assert str(home) not in granted and str(course) not in granted  # they hold the home or a sealed folder
+    assert str(course / "tools") in granted  # an import folder inside a home folder is fine
+    assert any(policy.within(sysconfig.get_paths()["purelib"], g) for g in granted)
+    assert any(policy.within(os.path.realpath(p), g) for p in ("/usr/lib",) for g in granted)
+    assert policy.package_root() in granted and str(PROJECT_ROOT) not in granted  # the package, not the checkout
+    assert not any(policy.within(str(tmp_path / "scratch"), g) for g in granted)  # made in the view, not bound
+    assert grants.devices == tuple(d for d in policy.STANDARD_DEVICES if os.path.exists(d))
 
 
-def test_a_folder_that_holds_the_environment_itself_or_the_root_is_never_hidden(tmp_path):
-    scratch = tmp_path / "w1"
-    scratch.mkdir()
-    view = namespaces.make_view([], str(scratch), [str(tmp_path / "env")], ["/", str(tmp_path / "env" / "home")])
-    assert view.hidden == (str(tmp_path),)
+def test_a_sealed_path_inside_something_granted_is_covered(tmp_path, monkeypatch):
+    # An installed grader: its built-in assignments and references live in site-packages, which is granted.
+    site = tmp_path / "site-packages"
+    data = site / "autograder" / "_data" / "reference_solutions"
+    data.mkdir(parents=True)
+    environment = policy.environment_roots()
+    monkeypatch.setattr(policy, "environment_roots", lambda: (*environment, str(site)))
+    grants = policy.grant(scratch=str(tmp_path / "w"), sealed=[str(data)], excluded=[], holders=[], cuda=False)
+    assert str(site) in grants.read_only
+    assert grants.sealed == (str(data),)
 
 
-def test_bubblewrap_gets_the_same_view_in_an_order_it_can_apply(tmp_path):
-    home, kept, scratch = tmp_path / "home", tmp_path / "home" / "env", tmp_path / "tmp" / "w1"
-    sealed_inside, sealed_file = home / "course" / "checks", tmp_path / "reference.py"
-    for folder in (kept, scratch, sealed_inside):
-        folder.mkdir(parents=True)
-    sealed_file.write_text("")
-    view = namespaces.make_view([str(sealed_inside), str(sealed_file)], str(scratch), [str(kept)], [str(home)])
-    arguments = " ".join(namespaces._bwrap_arguments(view))
-    assert "--unshare-user --unshare-net" in arguments
-    assert f"--tmpfs {home} --ro-bind {kept} {kept} --remount-ro {home}" in arguments
-    assert f"--tmpfs {tmp_path / 'tmp'} --bind {scratch} {scratch} --remount-ro {tmp_path / 'tmp'}" in arguments
-    assert f"--ro-bind /dev/null {sealed_file}" in arguments
-    assert str(sealed_inside) not in arguments  # already gone with the home folder: no mount point to make
+def test_a_gpu_worker_is_granted_the_nvidia_nodes_and_only_those(tmp_path):
+    for name in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia0", "nvidia1", "nvidia-modeset", "kvm",
+                 "nvme0", "dri/card0", "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    found = {os.path.relpath(p, tmp_path) for p in policy.cuda_devices(str(tmp_path))}
+    assert found == {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia0", "nvidia1",
+                     "nvidia-caps/nvidia-cap1", "nvidia-caps/nvidia-cap2"}  # fmt: skip
+
+
+def test_the_loader_configuration_names_library_folders(tmp_path, monkeypatch):
+    (tmp_path / "cuda" / "lib").mkdir(parents=True)
+    conf = tmp_path / "ld.so.conf.d"
+    conf.mkdir()
+    (conf / "cuda.conf").write_text(f"# CUDA\n{tmp_path / 'cuda' / 'lib'}\n/does/not/exist\n")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
+    assert policy.loader_folders(str(conf)) == (str(tmp_path / "cuda" / "lib"),)
+
+
+def test_a_worker_inherits_no_variable_of_the_grader_but_those_it_needs(monkeypatch):
+    inherited = {"CANVAS_TOKEN": "secret", "AWS_SECRET_ACCESS_KEY": "x", "HOME": "/root", "LANG": "de_DE.UTF-8",
+                 "CUDA_VISIBLE_DEVICES": "1", "PYTHONPATH": "/course"}  # fmt: skip
+    env = policy.environment("/tmp/w", 2, {"EXTRA": "1"}, inherited)
+    assert "CANVAS_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "PYTHONPATH" not in env
+    assert env["HOME"] == env["TMPDIR"] == env["TORCHINDUCTOR_CACHE_DIR"] == "/tmp/w"
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "2" and env["EXTRA"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -196,4 +243,4 @@ def test_the_layers_tried_depend_on_who_grades(monkeypatch, euid, env, expected)
     monkeypatch.delenv(sandbox.NO_NAMESPACES_ENV, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert sandbox._layers_to_try() == expected
+    assert sandbox.layers_to_try() == expected

@@ -8,7 +8,6 @@ import dataclasses
 import functools
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -21,23 +20,27 @@ from typing import Any
 
 from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
-from autograder.runner import sandbox, wire
+from autograder.runner import channel, sandbox, wire
 from autograder.runner.worker import (
     DESCRIPTION_FIELDS,
     MAX_REPLY_BYTES,
-    OUTPUT_FILE,
+    MEMORY_EXIT,
+    PROGRESS_BYTES,
     SETUP_FAILED_EXIT,
     GlobalRef,
     Handle,
+    PassedFd,
     WorkerConfig,
     read_progress,
     worker_main,
 )
+from autograder.text import decoded
 
 # multiprocessing's fork server can only import modules before it forks; this one prepares it (see its docstring).
 FORK_SERVER_PRELOAD = "autograder.runner.preload"
 PRELOAD_ENV = "AUTOGRADER_PRELOAD"  # more modules for the fork server to import, space-separated
-_MEMORY_POLL_S = 0.05
+OUTPUT_LINE_LIMIT = 500  # characters of one printed line shown to the instructor
+_STOP_WAIT_S = 5.0  # for the keeper to end the worker once told, before it is killed itself
 
 
 class StudentError(Exception):
@@ -67,17 +70,6 @@ class WorkerLost(Exception):
 
 class SubmissionUnreadable(Exception):
     pass
-
-
-def _resident_mb(pid: int | None) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
 
 
 def default_sealed() -> tuple[str, ...]:
@@ -185,13 +177,20 @@ def guard_this_process() -> None:
 
 
 class Worker:
-    """One worker process and the pipe to it."""
+    """One worker (its keeper process, see keeper.py) and the pipe to it. Everything that comes back is read as
+    hostile: within a deadline, within a size budget, from descriptors this process made (the worker's output
+    and progress are memory files handed to it, never paths it could replace with a link or a FIFO)."""
 
     def __init__(self, config: WorkerConfig | None = None) -> None:
         guard_this_process()
         config = config or WorkerConfig()
+        # The host folder the worker's view is mounted on (its scratch folder lies at the same path inside it);
+        # where no namespace can be made, the scratch folder itself.
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = config.memory_mb
+        self.output = os.memfd_create("ag-output", os.MFD_CLOEXEC)
+        self.progress = os.memfd_create("ag-progress", os.MFD_CLOEXEC)
+        os.ftruncate(self.progress, PROGRESS_BYTES)
         config = dataclasses.replace(
             config,
             scratch=self.scratch,
@@ -200,47 +199,47 @@ class Worker:
         )
         context = _context()
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker_main, args=(child, config), name="autograder-worker")
+        self.process = context.Process(
+            target=worker_main,
+            args=(child, config, PassedFd(self.output), PassedFd(self.progress)),
+            name="autograder-worker",
+        )
         try:
             with bare_main_module():
                 self.process.start()
         except (EOFError, ConnectionError):  # the fork server died before it could fork (a preload killed it)
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            self._release()
             raise ForkServerFailed(fork_server_failure()) from None
         finally:
             child.close()
+        self.fd = self.conn.fileno()
+        os.set_blocking(self.fd, False)  # every read and write below has a deadline
         self.seq = 0
         self.stopped_at: tuple[int, int, int] | None = None  # (cell, statement, line) loading when it stopped
-        self.last_output = ""  # the tail of its output, kept when it stops (its scratch folder is removed)
+        self.last_output = ""  # the tail of its output, kept when it stops (its memory file is closed)
         self.last_output_size = 0
+        self.closed = False
         _live_workers.add(self)
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return not self.closed and self.process.is_alive()
 
     def request(self, op: str, *args: Any, timeout: float) -> Any:
-        """Send one request and wait at most `timeout` seconds for its answer."""
+        """Send one request and wait at most `timeout` seconds for its whole answer."""
         self.seq += 1
+        deadline = time.monotonic() + timeout
         try:
             # Pickle (wire.py), not multiprocessing's: tensors travel as bytes, not as shared memory handed over a
             # socket, which the worker's sandbox does not allow.
-            self.conn.send_bytes(wire.dumps_request((self.seq, op, args)))
-            ready = self._wait(timeout)
-        except (BrokenPipeError, EOFError, OSError):
+            channel.send(self.fd, wire.dumps_request((self.seq, op, args)), deadline)
+            data = channel.receive(self.fd, deadline, MAX_REPLY_BYTES)
+        except channel.Closed:
             raise self._lost() from None
-        if ready == "memory":
+        except channel.TimedOut:
             self.stop()
-            raise WorkerLost("memory", messages.MEMORY.format(limit=self.memory_mb))
-        if not ready:
-            self.stop()
-            raise WorkerLost("timeout", messages.TIMEOUT.format(seconds=_fmt_seconds(timeout)))
-        try:
-            data = self.conn.recv_bytes(maxlength=MAX_REPLY_BYTES)
-        except (EOFError, ConnectionError):
-            # EOF, or ECONNRESET when the worker died with our request still unread: lost, whatever the cause
-            raise self._lost() from None
-        except OSError:  # multiprocessing's "bad message length": a reply over the limit
+            raise WorkerLost("timeout", messages.TIMEOUT.format(seconds=_fmt_seconds(timeout))) from None
+        except channel.TooLarge:
             self.stop()
             raise WorkerLost("too_large", messages.TOO_LARGE.format(limit=MAX_REPLY_BYTES // 2**20)) from None
         try:
@@ -253,53 +252,121 @@ class Worker:
             raise WorkerLost("bad_reply", messages.BAD_REPLY.format(problem="it did not answer the question asked"))
         return reply
 
-    def _wait(self, timeout: float) -> bool | str:
-        """Wait for a reply, watching the worker's resident memory: True, False (timed out) or "memory"."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if self.conn.poll(max(0.0, min(left, _MEMORY_POLL_S))):
-                return True
-            if self.memory_mb and _resident_mb(self.process.pid) > self.memory_mb:
-                return "memory"
-            if left <= _MEMORY_POLL_S:
-                return False
-
     def _lost(self) -> WorkerLost:
-        self.process.join(timeout=5)
+        self.process.join(timeout=_STOP_WAIT_S)
         code = self.process.exitcode
         self.stop()
+        if code == MEMORY_EXIT:
+            return WorkerLost("memory", messages.MEMORY.format(limit=self.memory_mb))
         detail = messages.WORKER_OUTPUT.format(code=code, output=self.last_output.strip() or "(nothing)")
         if code == SETUP_FAILED_EXIT:
             return WorkerLost("setup", messages.WORKER_SETUP_FAILED, detail)
         return WorkerLost("crash", messages.crashed(code), detail)
 
     def stop(self) -> None:
+        """End the worker and its whole process tree: closing the pipe tells its keeper, which kills the worker
+        (the kernel then ends the rest of its PID namespace) and exits; a keeper that does not is killed."""
+        if self.closed:
+            return
+        self.closed = True
         if self.stopped_at is None:
-            self.stopped_at = read_progress(self.scratch)
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(timeout=5)
+            self.stopped_at = read_progress(self.progress)
         self.conn.close()
-        if os.path.isdir(self.scratch):
-            self.last_output, self.last_output_size = self.output_tail(), self.output_size()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.process.join(timeout=_STOP_WAIT_S)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(timeout=_STOP_WAIT_S)
+        self.last_output, self.last_output_size = self.output_tail(), self.output_size()
+        self._release()
+
+    def _release(self) -> None:
+        for fd in (self.output, self.progress):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.output = self.progress = -1
+        remove_tree(self.scratch)
 
     def output_tail(self, limit: int = 2000) -> str:
-        try:
-            with open(os.path.join(self.scratch, OUTPUT_FILE), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - limit))
-                return f.read().decode("utf-8", "replace")
-        except OSError:
+        if self.output < 0:
             return self.last_output[-limit:]
+        size = self.output_size()
+        return decoded(os.pread(self.output, limit, max(0, size - limit)), line_limit=OUTPUT_LINE_LIMIT)
 
     def output_size(self) -> int:
         """Bytes the worker has printed so far."""
-        try:
-            return os.path.getsize(os.path.join(self.scratch, OUTPUT_FILE))
-        except OSError:
+        if self.output < 0:
             return self.last_output_size
+        return os.fstat(self.output).st_size
+
+
+def remove_tree(path: str) -> None:
+    """Remove a worker's scratch folder whatever it left there (links, FIFOs, folders nested thousands deep)
+    without following a link, without recursion, with two descriptors open at most, and without ever raising:
+    each folder's subfolders are first moved up to the top, then it is emptied and removed. Where the worker had
+    namespaces, the folder is only the empty mount point of its view."""
+    try:
+        os.rmdir(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        top = os.open(path, flags)
+    except OSError:
+        return
+    moved = 0
+    kept: set[str] = set()  # folders that could not be removed (not ours): never looked at again
+    try:
+        while True:
+            folders = [name for name in _emptied(top) if name not in kept]
+            if not folders:
+                break
+            for name in folders:
+                try:
+                    inner = os.open(name, flags, dir_fd=top)
+                except OSError:
+                    kept.add(name)
+                    continue
+                try:
+                    for sub in _emptied(inner):
+                        moved += 1
+                        os.rename(sub, f".ag-{moved}", src_dir_fd=inner, dst_dir_fd=top)
+                except OSError:
+                    pass
+                finally:
+                    os.close(inner)
+                try:
+                    os.rmdir(name, dir_fd=top)
+                except OSError:
+                    kept.add(name)
+    finally:
+        os.close(top)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _emptied(folder: int) -> list[str]:
+    """Unlink everything but folders in the open folder `folder`; return the names of its folders."""
+    folders = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                    continue
+                try:
+                    os.unlink(entry.name, dir_fd=folder)
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return folders
 
 
 class RemoteObject:
@@ -316,17 +383,24 @@ class RemoteObject:
     def call(self, *args: Any, **kwargs: Any) -> Any:
         """Call it in the worker, after seeding torch, numpy and random there with the check's seed."""
         description = functools.partial(messages.describe_call, self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, self._seed(), call=description)
+        return self._session.ask("call", self._ref, args, kwargs, self._seed(), self._watch(), call=description)
 
     def call_keeping_args(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them."""
+        """Call; returns {"result", "args", "kwargs"} with the arguments as the call left them. The call itself is
+        made as every other is (the worker cannot tell that its arguments will be looked at)."""
         description = functools.partial(messages.describe_call, self._label, args, kwargs)
-        return self._session.ask("call", self._ref, args, kwargs, self._seed(), True, call=description)
+        result = self._session.ask("call", self._ref, args, kwargs, self._seed(), self._watch(), call=description)
+        after = self._session.ask("arguments", call=description)
+        return {"result": result, "args": after["args"], "kwargs": after["kwargs"]}
 
     def grad(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call it and backpropagate sum(output): {"output", "input_grads", "param_grads"}."""
         description = functools.partial(messages.describe_call, self._label, args, kwargs)
-        return self._session.ask("grad", self._ref, args, kwargs, self._seed(), call=description)
+        return self._session.ask("grad", self._ref, args, kwargs, self._seed(), self._watch(), call=description)
+
+    def _watch(self) -> tuple[str, ...]:
+        # The forbidden functions of the exercise being checked: the same for every call of its checks.
+        return tuple(getattr(self._session, "watch", ()))
 
     def _seed(self) -> int:
         # Every call is seeded with the check's own seed, so a student's model initialises the same way on every
@@ -386,6 +460,12 @@ class StudentProxy:
         assert isinstance(remote, RemoteObject)
         remote._label = label
         return remote
+
+    @property
+    def forbidden_calls(self) -> list[str]:
+        """The forbidden functions (the exercise's `forbidden`) that the student's code called during this
+        exercise's checks so far, found while it ran, however they were reached."""
+        return list(self._session.forbidden_seen.get(self._session.exercise, []))
 
     @property
     def cells(self) -> list[str]:

@@ -1,19 +1,20 @@
-"""Walls around a worker: what student code may see, write, reach and start.
+"""Walls around a worker: which ones this machine allows, entering them, and the audit hook.
 
-Two layers, both entered by the worker itself before it runs any student code:
+The walls, each independent of the others, and the result's `walls` field names those a worker got:
 
-1. **Namespaces** (namespaces.py): a private mount namespace in which the sealed paths (references, checks,
-   results, other submissions) are covered, the user's home folder and /tmp are emptied but for the installed
-   environment and the worker's scratch folder, and every other filesystem is read-only except that scratch
-   folder; a network namespace with no interfaces; then an unprivileged id without capabilities, so none of it
-   can be undone. As root the namespaces are made directly (`namespaces`, the worker then runs as nobody); as any
-   other user in a new user namespace (`user-namespaces`), or, where those are refused, bubblewrap's
-   (`bubblewrap`).
-2. **An audit hook** (always): refuses, at the Python level, opening or listing sealed paths, writing outside the
-   scratch folder, sockets, starting or signalling processes, and loading native code that is not part of the
-   installed environment (a library or extension module of the student's own), or reaching into any native
-   library's functions or memory through ctypes. Audit hooks cannot be removed from Python; where no namespace
-   can be made this is the only wall (documented in the README).
+1. **namespaces** (namespaces.py): a process tree of its own (PID namespace), a view of the files that holds only
+   what policy.py grants, no network interfaces, no IPC of anyone else. As root they are made directly
+   (`namespaces`), as any other user in a user namespace (`user-namespaces`), or where those are refused, bwrap
+   makes them (`bubblewrap`); `isolation` names the layer, and `audit-hook` where none could be made.
+2. **quota**: the scratch folder is a tmpfs bounded in bytes and files (with the namespaces).
+3. **seccomp** (seccomp.py): an allow-list of system calls; no programs, no processes, no new namespaces.
+4. **unprivileged**: the worker runs as nobody under a root grader (as the grader's own user otherwise), with no
+   capability and no way to gain one.
+5. **memory**: what the worker holds is counted whole, its private files in memory included (keeper.py).
+6. **audit hook** (always): Python refuses, inside the worker, opening or listing sealed paths, writing outside
+   the scratch folder, sockets, starting or signalling processes, native code the environment did not bring, and
+   ctypes' and gc's ways to raw memory and to the grader's objects. Audit hooks cannot be removed from Python
+   code, but native code gets past them: it is a second line, and where it is the only one, every summary says so.
 
 The fork server (as it imports runner/preload.py) and every scoring process (as it starts its first worker) make
 themselves non-dumpable, so a worker cannot read their memory or their view of the filesystem through /proc.
@@ -23,15 +24,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-import site
+import subprocess
 import sys
-import sysconfig
-import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autograder.runner import namespaces
+from autograder.runner.policy import environment_roots
 
 PR_SET_NAME = 15
 PR_SET_DUMPABLE = 4
@@ -44,10 +45,11 @@ USER_NAMESPACES = namespaces.USER
 BUBBLEWRAP = namespaces.BUBBLEWRAP
 AUDIT_ONLY = "audit-hook"
 LAYERS = (NAMESPACES, USER_NAMESPACES, BUBBLEWRAP, AUDIT_ONLY)  # strongest first
+WALLS = ("namespaces", "quota", "seccomp", "unprivileged", "memory", "audit-hook")
 
 DENIED = "the grader's sandbox does not allow {what}"
 
-_PROCESS_EVENTS = {
+_REFUSED_EVENTS = {
     "os.system": "starting programs",
     "subprocess.Popen": "starting programs",
     "os.exec": "starting programs",
@@ -67,24 +69,57 @@ _PROCESS_EVENTS = {
     "socket.sendto": "network access",
     "ctypes.dlsym": "loading native functions",
     "ctypes.dlsym/handle": "loading native functions",
+    "ctypes.call_function": "calling native functions",
     "ctypes.cdata": "reading raw memory",
+    "ctypes.cdata/buffer": "reading raw memory",
+    "ctypes.string_at": "reading raw memory",
+    "ctypes.wstring_at": "reading raw memory",
     "sys.remote_exec": "attaching to processes",
+    # The garbage collector's lists reach every object of the worker, the grader's set-up included.
+    "gc.get_objects": "looking through the grader's objects",
+    "gc.get_referrers": "looking through the grader's objects",
+    "gc.get_referents": "looking through the grader's objects",
 }
-_LISTING_EVENTS = ("os.listdir", "os.scandir", "glob.glob", "os.chdir", "shutil.copytree")
-_MUTATING_EVENTS = (
-    "os.remove",
-    "os.rmdir",
-    "os.rename",
-    "os.mkdir",
-    "os.chmod",
-    "os.chown",
-    "os.link",
-    "os.symlink",
-    "os.truncate",
-    "os.utime",
-    "shutil.rmtree",
-    "shutil.move",
-)
+_LISTING_EVENTS = frozenset(("os.listdir", "os.scandir", "glob.glob", "os.chdir", "shutil.copytree"))
+_MUTATING_EVENTS = frozenset(
+    (
+        "os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.chmod", "os.chown", "os.link", "os.symlink",
+        "os.truncate", "os.utime", "shutil.rmtree", "shutil.move",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Walls:
+    """Which walls a worker got (see the module docstring); `missing` names the others, for every summary."""
+
+    layer: str = AUDIT_ONLY
+    quota: bool = False
+    seccomp: bool = False
+    unprivileged: bool = False
+    memory: str = ""  # "watchdog" (the keeper counts it whole), "" (no limit asked for)
+    audit_hook: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "quota": self.quota, "seccomp": self.seccomp,
+                "unprivileged": self.unprivileged, "memory": self.memory, "audit_hook": self.audit_hook}  # fmt: skip
+
+    def missing(self) -> tuple[str, ...]:
+        absent = [
+            ("namespaces", self.layer == AUDIT_ONLY),
+            ("quota", not self.quota),
+            ("seccomp", not self.seccomp),
+            ("unprivileged", not self.unprivileged),
+        ]
+        return tuple(name for name, gone in absent if gone)
+
+
+def missing_walls(walls: dict[str, Any] | None) -> tuple[str, ...]:
+    """The walls a result's `walls` field says were missing (none known for an empty or old result)."""
+    if not walls:
+        return ()
+    known = {k: walls[k] for k in ("layer", "quota", "seccomp", "unprivileged", "memory", "audit_hook") if k in walls}
+    return Walls(**known).missing()
 
 
 def protect_this_process() -> None:
@@ -115,40 +150,24 @@ def sealable(paths: Iterable[str | Path]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kept))
 
 
-# -- namespaces -------------------------------------------------------------------------------------------------
-def kept_paths() -> tuple[str, ...]:
-    """What a worker must still see inside a hidden folder (a home folder, /tmp): the installed environment, the
-    interpreter's own installation, and the grader's package (the worker's code)."""
-    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    return (*environment_roots(), sys.base_prefix, sys.base_exec_prefix, package, *import_roots())
+# -- entering the namespaces (in the keeper) -------------------------------------------------------------------
+@dataclass
+class Entered:
+    """What the keeper made: the layer, the tmpfs it can measure, bwrap's holder (kept alive while the worker
+    lives), and whom the worker becomes."""
+
+    layer: str = AUDIT_ONLY
+    mounts: namespaces.Mounts = field(default_factory=lambda: namespaces.Mounts(None, None))
+    holder: subprocess.Popen | None = None
+    owner: tuple[int, int] = (0, 0)  # who owns the scratch folder and /dev/shm
+    become: tuple[int, int] | None = None  # the unprivileged ids a root grader's worker takes
+
+    @property
+    def pid_namespace(self) -> bool:
+        return self.layer != AUDIT_ONLY
 
 
-def import_roots() -> tuple[str, ...]:
-    """The other folders this Python imports from (a `pip install --target` folder, a PYTHONPATH entry): a module
-    that a worker imports lazily from them must still be there. Never the working folder (dropped from a worker's
-    sys.path), nor a folder that holds a home or the temporary folder (keeping it would hide nothing)."""
-    cwd = os.path.realpath(os.getcwd())
-    folders = (*namespaces.home_folders(), tempfile.gettempdir(), "/tmp", "/var/tmp")
-    covered = [os.path.realpath(p) for p in folders]
-    roots = []
-    for entry in sys.path:
-        path = os.path.realpath(entry) if entry and os.path.isdir(entry) else ""
-        if path and path != cwd and not any(c == path or c.startswith(path.rstrip("/") + "/") for c in covered):
-            roots.append(path)
-            roots += _link_targets(entry)
-    return tuple(dict.fromkeys(roots))
-
-
-def _link_targets(folder: str) -> list[str]:
-    """The folders that the links in an import folder lead into (a folder of links into a virtual environment)."""
-    try:
-        links = [e.path for e in os.scandir(folder) if e.is_symlink()]
-    except OSError:
-        return []
-    return list(dict.fromkeys(os.path.dirname(os.path.realpath(link)) for link in links))
-
-
-def _layers_to_try() -> tuple[str, ...]:
+def layers_to_try() -> tuple[str, ...]:
     """Root makes namespaces directly; any other user through a user namespace, or else bubblewrap's."""
     if os.environ.get(NO_NAMESPACES_ENV) == "1" or not sys.platform.startswith("linux"):
         return ()
@@ -158,47 +177,48 @@ def _layers_to_try() -> tuple[str, ...]:
     return tuple(layer for layer in possible if layer in allowed)
 
 
-def confine(sealed: Sequence[str], scratch: str) -> str:
-    """The first layer, before the worker opens its own files: the strongest namespaces this process may make.
-    Returns the layer reached; `install_audit_hook` must follow once the worker is set up. Raises OSError where a
-    layer failed half way (the worker must then stop: its walls are not what the result would say)."""
-    layers = _layers_to_try()
-    if not layers:
-        return AUDIT_ONLY
-    view = namespaces.make_view(sealed, scratch, kept_paths(), namespaces.home_folders())
-    for layer in layers:
+def enter(scratch_bytes: int, scratch_files: int, shm_bytes: int) -> Entered:
+    """The strongest namespaces this process may make, and the tmpfs mounts for the worker. Raises OSError where a
+    layer failed half way (the worker must then not start: its walls are not what the result would say)."""
+    root = os.geteuid() == 0
+    become = namespaces.unprivileged_ids() if root else None
+    entered = Entered(owner=become or (os.getuid(), os.getgid()), become=become)
+    for layer in layers_to_try():
         try:
             if layer == NAMESPACES:
-                namespaces.enter_as_root(view)
+                namespaces.enter_as_root()
             elif layer == USER_NAMESPACES:
-                namespaces.enter_user_namespace(view)
+                namespaces.enter_user_namespace()
             else:
                 bwrap = namespaces.bubblewrap()
                 if bwrap is None:
                     continue
-                namespaces.enter_bubblewrap(view, bwrap)
-            return layer
+                entered.holder = namespaces.enter_bubblewrap(bwrap)
+            entered.layer = layer
+            break
         except namespaces.Refused:
             continue  # e.g. user namespaces refused (EPERM, ENOSPC), nothing changed: the next layer
-    return AUDIT_ONLY
+    if entered.layer != AUDIT_ONLY:
+        uid, gid = entered.owner
+        entered.mounts = namespaces.Mounts(
+            namespaces.detached_tmpfs(namespaces.tmpfs_options(scratch_bytes, scratch_files, uid, gid, "700")),
+            namespaces.detached_tmpfs(namespaces.tmpfs_options(shm_bytes, 1024, uid, gid, "1777")),
+        )
+    return entered
 
 
 # -- audit hook ------------------------------------------------------------------------------------------------
-def environment_roots() -> tuple[str, ...]:
-    """Folders of the installed environment (real paths): the interpreter's standard library and lib-dynload,
-    site-packages, the (virtual) environment's prefix. Native code in them came with the installation."""
-    paths = sysconfig.get_paths()
-    found = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
-    found += [sys.prefix, sys.exec_prefix, *site.getsitepackages()]
-    if site.ENABLE_USER_SITE:
-        found.append(site.getusersitepackages())
-    return tuple(dict.fromkeys(os.path.realpath(p) for p in found))
-
-
-def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
+def install_audit_hook(sealed: Sequence[str], scratch: str, installed: Sequence[str]) -> None:
+    """The second line (see the module docstring). Everything the hook consults is an immutable copy made here,
+    out of the student's reach: a tuple of paths, a frozen set of events, a read-only mapping."""
     sealed_roots = tuple(os.path.realpath(p) for p in sealed)
     writable = (os.path.realpath(scratch), "/dev/null")
-    installed = (*environment_roots(), *import_roots())
+    trusted = tuple(dict.fromkeys((*environment_roots(), *(os.path.realpath(p) for p in installed))))
+    refused = tuple(sorted(_REFUSED_EVENTS.items()))
+    refused_names = frozenset(name for name, _ in refused)
+    listing, mutating = _LISTING_EVENTS, _MUTATING_EVENTS
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    realpath, fsdecode, sep = os.path.realpath, os.fsdecode, os.sep
 
     def inside(path: str, roots: tuple[str, ...]) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
@@ -207,7 +227,7 @@ def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
         if isinstance(raw, int) or raw is None:
             return None
         try:
-            return os.path.realpath(os.fsdecode(raw))
+            return realpath(fsdecode(raw))
         except (TypeError, ValueError):
             return None
 
@@ -218,22 +238,26 @@ def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
         Refused: a file in the scratch folder (written by the student) or anywhere outside the environment,
         a bare name (`CDLL("libc.so.6")`, searched by the dynamic loader, so its file is unknown here) and
         `CDLL(None)` (the program itself). With namespaces the environment is read-only, so nothing the
-        student wrote can sit inside it. Where the environment is a system prefix (/usr), a system library
-        such as libc loads by absolute path; that gives the student nothing: dlopen of a library the process
-        already maps runs no new code, and every way from a ctypes handle to a callable or to raw memory
-        (`lib.func`, `lib["func"]`, `from_address`) raises ctypes.dlsym or ctypes.cdata, which stay refused."""
-        if raw is None or (isinstance(raw, (str, bytes)) and os.sep not in os.fsdecode(raw)):
+        student wrote can sit inside it; every way from a ctypes handle to a callable or to raw memory
+        stays refused."""
+        if raw is None or (isinstance(raw, (str, bytes)) and sep not in fsdecode(raw)):
             return False
         path = resolve(raw)
         # Inside the environment by its real path, or by the path it was found on: a folder of links into an
         # environment on the import path (its real path is then checked against the scratch and the sealed paths).
-        found = os.path.abspath(os.fsdecode(raw)) if isinstance(raw, (str, bytes)) else None
+        found = os.path.abspath(fsdecode(raw)) if isinstance(raw, (str, bytes)) else None
         return (
             path is not None
-            and (inside(path, installed) or (found is not None and inside(found, installed)))
+            and (inside(path, trusted) or (found is not None and inside(found, trusted)))
             and not inside(path, writable)
             and not inside(path, sealed_roots)
         )
+
+    def what_is_refused(event: str) -> str:
+        for name, what in refused:
+            if name == event:
+                return what
+        return event
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
@@ -244,7 +268,7 @@ def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
                 raise PermissionError(DENIED.format(what=f"reading {args[0]}"))
             mode, flags = args[1], args[2] if len(args) > 2 else 0
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+                isinstance(flags, int) and flags & write_flags
             )
             if writing and not inside(path, writable):
                 raise PermissionError(DENIED.format(what=f"writing {args[0]} (write in the working folder)"))
@@ -255,13 +279,13 @@ def install_audit_hook(sealed: Sequence[str], scratch: str) -> None:
             # An extension module being loaded from its file (CPython's _imp.create_dynamic): native code too.
             if not native_code_allowed(args[1]):
                 raise PermissionError(DENIED.format(what=f"loading native libraries ({args[1]})"))
-        elif event in _PROCESS_EVENTS:
-            raise PermissionError(DENIED.format(what=_PROCESS_EVENTS[event]))
-        elif event in _LISTING_EVENTS and args:
+        elif event in refused_names:
+            raise PermissionError(DENIED.format(what=what_is_refused(event)))
+        elif event in listing and args:
             path = resolve(args[0])
             if path is not None and inside(path, sealed_roots):
                 raise PermissionError(DENIED.format(what=f"looking into {args[0]}"))
-        elif event in _MUTATING_EVENTS:
+        elif event in mutating:
             for raw in args[:2]:
                 path = resolve(raw) if isinstance(raw, (str, bytes, os.PathLike)) else None
                 if path is not None and not inside(path, writable):

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from autograder.text import shown
+
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER_ALIGN = 16  # the tensor's bytes start at a multiple of this, so any dtype can view them in place
 _MAX_DIMS = 64
@@ -191,17 +193,34 @@ class _PlainData(pickle.Unpickler):
         raise BadReply("it refers to an object outside the reply")
 
 
-def _unpack(value: Any, devices: tuple[str, ...]) -> Any:
+class _Budget:
+    """How many values a reply may unpack into: no more than its bytes. Every value written without sharing takes
+    at least a byte, so only a reply that refers to one list from many places (a pickle memo) can exceed it: a
+    few kilobytes that would expand into a billion values in the scoring process."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size + 64
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise BadReply("it refers to the same values over and over (it would expand far beyond its size)")
+
+
+def _unpack(value: Any, devices: tuple[str, ...], budget: _Budget) -> Any:
+    budget.spend()
     kind = type(value)
     if kind is bytearray:
         return _tensor(value, devices)
     if kind is list:
-        return [_unpack(v, devices) for v in value]
+        return [_unpack(v, devices, budget) for v in value]
     if kind is tuple:
-        return tuple(_unpack(v, devices) for v in value)
+        return tuple(_unpack(v, devices, budget) for v in value)
     if kind is dict:
-        return {k: _unpack(v, devices) for k, v in value.items()}
-    if value is None or kind in (bool, int, float, str):
+        return {_unpack(k, devices, budget): _unpack(v, devices, budget) for k, v in value.items()}
+    if kind is str:
+        return shown(value)  # student text, made safe where it enters (autograder/text.py)
+    if value is None or kind in (bool, int, float):
         return value
     raise BadReply(f"it holds a {kind.__name__}")
 
@@ -210,7 +229,7 @@ def loads_reply(data: bytes, devices: tuple[str, ...] = ("cpu", "cuda")) -> Any:
     """Read a reply in the scoring process; a BadReply (with what was wrong) for anything `dumps_reply` would not
     have written. `devices`: the device types a tensor in it may name."""
     try:
-        return _unpack(_PlainData(io.BytesIO(data)).load(), devices)
+        return _unpack(_PlainData(io.BytesIO(data)).load(), devices, _Budget(len(data)))
     except BadReply:
         raise
     except RecursionError:

@@ -8,6 +8,8 @@ in the scoring process.
 from __future__ import annotations
 
 import builtins
+import ctypes
+import functools
 import importlib.abc
 import inspect
 import io
@@ -15,7 +17,6 @@ import linecache
 import os
 import pickle
 import resource
-import signal
 import sys
 import tempfile
 import traceback
@@ -26,21 +27,17 @@ from typing import Any
 
 import torch
 
-from autograder.runner import sandbox, wire
+from autograder.runner import keeper, namespaces, policy, sandbox, seccomp, wire
 from autograder.runner.definitions import split_statements
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024  # what the worker may print or write to any one file
 _MAX_DEPTH = 32
 CELL_FILENAME = "<cell {index}>"
-OUTPUT_FILE = "output.log"
 OUTPUT_TRUNCATED = b"\n[output truncated: more than 16 MiB was printed; the rest was dropped]\n"
-PROGRESS_FILE = "progress"
-SETUP_FAILED_EXIT = 70  # the worker could not set itself up (EX_SOFTWARE): the grader's fault, not the student's
-
-
-WORKER_ENV = {"MPLBACKEND": "Agg"}  # plots render nowhere
-CACHE_DIR_VARIABLES = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH")
+PROGRESS_BYTES = 48
+SETUP_FAILED_EXIT = keeper.SETUP_FAILED_EXIT
+MEMORY_EXIT = keeper.MEMORY_EXIT
 
 
 @dataclass(frozen=True)
@@ -50,17 +47,36 @@ class WorkerConfig:
 
     threads: int = 1
     sealed: tuple[str, ...] = ()  # files and folders the worker must not see at all (see sandbox.py)
-    memory_mb: int | None = None  # memory the student's code may use; enforced by the parent (resident memory)
+    memory_mb: int | None = None  # memory the student's code may use, counted whole by the keeper
     cap_address_space: bool = True  # also cap address space at start + memory_mb (not with CUDA, which maps a lot)
     cpu_seconds: int | None = None  # CPU time of the whole worker
     cuda_index: int | None = None  # the GPU this worker uses, initialised before the sandbox closes
     gpu_memory_fraction: float | None = None  # this worker's share of the GPU's memory, when workers share one
     helpers: tuple[tuple[str, str], ...] = ()  # (module name, source) of the assignment's helpers module
-    env: dict[str, str] = field(default_factory=dict)  # environment variables besides WORKER_ENV
+    env: dict[str, str] = field(default_factory=dict)  # environment variables besides policy.WORKER_ENVIRONMENT
+    scratch_mb: int = policy.DEFAULT_SCRATCH_MB  # the scratch folder's size
+    scratch_files: int = policy.DEFAULT_SCRATCH_FILES  # and how many files and folders it may hold
     # Filled in by proxy.Worker as it starts the process:
-    scratch: str = ""  # working directory of the worker, removed by the parent afterwards
+    scratch: str = ""  # working directory of the worker (the host folder its view is mounted on)
     sealed_sys_path: tuple[str, ...] = ()  # sys.path entries the worker must not import from
     blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
+
+
+class PassedFd:
+    """A descriptor of the scoring process handed to the worker as the fork server starts it (SCM_RIGHTS); it
+    arrives as a plain descriptor number."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from multiprocessing import reduction
+
+        return (_received, (reduction.DupFd(self.fd),))  # only while the process is being started
+
+
+def _received(dup: Any) -> int:
+    return int(dup.detach())
 
 
 class Handle:
@@ -126,11 +142,10 @@ class _CappedOutput(io.TextIOBase):
         return self.fd
 
 
-def read_progress(scratch: str) -> tuple[int, int, int] | None:
-    """(cell, statement, line) a worker was loading when it stopped, from its scratch folder; None if none."""
+def read_progress(fd: int) -> tuple[int, int, int] | None:
+    """(cell, statement, line) a worker was loading when it stopped, from its progress file; None if none."""
     try:
-        with open(os.path.join(scratch, PROGRESS_FILE), encoding="ascii") as f:
-            cell, statement, line = (int(v) for v in f.read().split())
+        cell, statement, line = (int(v) for v in os.pread(fd, PROGRESS_BYTES, 0).split())
     except (OSError, ValueError):
         return None
     return None if cell < 0 else (cell, statement, line)
@@ -159,9 +174,9 @@ def exact_float32() -> None:
 
 
 def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
-    """CUDA starts here, before the audit hook, so that nothing it loads is refused. The worker's GPU memory is
-    capped (its share of a GPU that several workers use, and --memory), so that one student's tensors cannot
-    starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
+    """CUDA starts here, before seccomp and the audit hook, so that nothing it loads is refused. The worker's GPU
+    memory is capped (its share of a GPU that several workers use, and --memory), so that one student's tensors
+    cannot starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic
     torch.cuda.set_device(index)
     torch.cuda.init()
@@ -175,29 +190,89 @@ def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
         torch.cuda.set_per_process_memory_fraction(fraction, index)
 
 
-def _isolate(config: WorkerConfig) -> tuple[str, int]:
-    """Cut the worker off from the grader's files, the network, the terminal and the parent's signals;
-    returns the sandbox level in place and the progress file (see `WorkerState.mark_progress`)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then stops us
+def _clean_slate(keep: tuple[int, ...]) -> None:
+    """Close every descriptor but 0-2 and `keep`: nothing the fork server or the keeper held (pipes of helpers,
+    the fork server's own) reaches student code."""
+    low = 3
+    for fd in sorted(set(k for k in keep if k >= 3)):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 2**31 - 1)
+
+
+def _zero_initial_environment() -> None:
+    """Overwrite the environment the fork server was started with, still in this process's memory (where
+    /proc/self/environ reads it) after os.environ has been replaced: a grader's token must not be found there."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start and env_end, fields 50 and 51
+    except (OSError, ValueError, IndexError):
+        return
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)
+
+
+def _only_environment(env: dict[str, str]) -> None:
+    """`env` and nothing else: os.environ, the C library's environ, posix.environ (the copy os.environ was made
+    from) and the memory the first one came from."""
+    import posix
+
+    os.environ.clear()
+    posix.environ.clear()
+    os.environ.update(env)
+    _zero_initial_environment()
+
+
+def _limit(config: WorkerConfig) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    if config.cpu_seconds:  # past the soft limit the kernel sends SIGXCPU, at the hard limit SIGKILL
+        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_seconds, config.cpu_seconds + 5))
+    if config.memory_mb and config.cap_address_space:
+        # A hard ceiling on address space, above what the worker already maps: an allocation past it fails in
+        # the student's code (MemoryError, "can't allocate memory"). The keeper also counts what it holds.
+        limit = _address_space() + config.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progress_fd: int) -> sandbox.Walls:
+    """In the worker, the keeper's child, before any student code: its view, its id, its descriptors, its
+    environment, its limits, then seccomp and the audit hook. Returns the walls it got."""
+    os.setsid()  # a session and process group of its own: kill(0) names only itself
+    namespaces.die_with_parent()
     sandbox.name_this_process("ag-worker")
-    os.environ.update({**WORKER_ENV, **config.env})
-    # Everything that writes caches (matplotlib, torch hub, tempfile, torch.compile's inductor and triton) writes
-    # into the scratch folder, whatever the grader's environment said: a parent that once touched torch._dynamo has
-    # TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor_<user> (torch sets it), outside the worker's view.
-    for name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME", "TORCH_HOME", *CACHE_DIR_VARIABLES):
-        os.environ[name] = config.scratch
-    level = sandbox.confine(config.sealed, config.scratch)
-    os.chdir(config.scratch)
+    holders = (*namespaces.home_folders(), tempfile.gettempdir(), "/tmp", "/var/tmp", *config.sealed_sys_path)
+    grants = policy.grant(
+        scratch=config.scratch,
+        sealed=config.sealed,
+        excluded=config.sealed_sys_path,
+        holders=holders,
+        cuda=config.cuda_index is not None,
+        scratch_mb=config.scratch_mb,
+        scratch_files=config.scratch_files,
+    )
+    if entered.pid_namespace:
+        namespaces.build_view(grants, entered.mounts, entered.owner, as_root=entered.become is not None)
+    else:
+        os.chdir(config.scratch)
+        if entered.become is not None:
+            os.chown(config.scratch, *entered.become)
+    try:
+        namespaces.drop_privileges(entered.become)
+    except OSError:  # the audit hook alone as root, where even changing ids is refused (a locked-down container)
+        if entered.pid_namespace:
+            raise
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # input() fails at once instead of waiting for a keyboard
-    output = os.open(os.path.join(config.scratch, OUTPUT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(output, 1)
-    os.dup2(output, 2)
+    _clean_slate((conn_fd, progress_fd))
     # Python's own printing goes through a cap that drops what is past it: a correct function with a huge debug
-    # print keeps its points. Native code writing to fds 1 and 2 meets RLIMIT_FSIZE below instead.
-    sys.stdout = sys.stderr = _CappedOutput(output, MAX_FILE_BYTES)
-    progress = os.open(os.path.join(config.scratch, PROGRESS_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+    # print keeps its points. Native code writing to fds 1 and 2 meets RLIMIT_FSIZE instead.
+    sys.stdout = sys.stderr = _CappedOutput(1, MAX_FILE_BYTES)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    _only_environment(policy.environment(config.scratch, config.threads, config.env, dict(os.environ)))
     sealed = {os.path.realpath(p) for p in config.sealed_sys_path}
     sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in sealed]
     # Only where such a package was imported (never, in the fork server): walking all of sys.modules touches
@@ -208,20 +283,26 @@ def _isolate(config: WorkerConfig) -> tuple[str, int]:
                 del sys.modules[name]
     sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
     torch.set_num_threads(config.threads)
-    # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    if config.cpu_seconds:  # past the soft limit the kernel sends SIGXCPU, which ends the worker
-        resource.setrlimit(resource.RLIMIT_CPU, (config.cpu_seconds, config.cpu_seconds + 5))
-    if config.memory_mb and config.cap_address_space:
-        # A hard ceiling on address space, above what the worker already maps: an allocation past it fails in
-        # the student's code (MemoryError, "can't allocate memory"). The parent also watches resident memory.
-        limit = _address_space() + config.memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     tempfile.tempdir = config.scratch
+    _limit(config)
     if config.cuda_index is not None:
         _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
-    sandbox.install_audit_hook(config.sealed, config.scratch)
-    return level, progress
+    program = seccomp.in_pid_namespace() if entered.pid_namespace else seccomp.build(os.getpid())
+    filtered = False
+    if program is not None:
+        try:
+            seccomp.load(program)
+            filtered = True
+        except OSError:  # a kernel without seccomp filters: the result names the wall as missing
+            pass
+    sandbox.install_audit_hook(config.sealed, config.scratch, grants.read_only)
+    return sandbox.Walls(
+        layer=entered.layer,
+        quota=entered.pid_namespace,
+        seccomp=filtered,
+        unprivileged=os.geteuid() != 0,
+        memory="watchdog" if config.memory_mb else "",
+    )
 
 
 def _graph_ops(output: torch.Tensor, limit: int = 10000) -> set[str]:
@@ -332,23 +413,65 @@ def describe_object(obj: Any, fields: tuple[str, ...] = DESCRIPTION_FIELDS) -> d
     return info
 
 
+class _ForbiddenWatch(torch.overrides.TorchFunctionMode):
+    """Notes every forbidden torch function called while it is installed, however it was reached: an alias, a
+    getattr, a module's forward, an autograd.Function's forward."""
+
+    def __init__(self, targets: dict[Any, str]) -> None:
+        super().__init__()
+        self.targets = targets
+        self.seen: list[str] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        try:
+            name = self.targets.get(func)
+        except TypeError:  # an unhashable callable
+            name = None
+        if name is not None and name not in self.seen:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def _resolve(dotted: str) -> Any:
+    """The object a dotted name such as `torch.nn.functional.cross_entropy` names, or None."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+        except AttributeError:
+            return None
+        return found
+    return None
+
+
+DISPATCH_CHANGED = "torch's function dispatch (changed while the call ran)"
+
+
 class WorkerState:
     """The student's namespace and the objects the parent holds handles to; its `op_` methods are the requests a
-    worker serves. `sandbox` is the level the worker's walls reached; `progress_fd` the file in which it records
-    the statement it is loading (none when the operations run outside a worker, as in bench.floor)."""
+    worker serves. `walls` are those the worker got; `progress_fd` the file in which it records the statement it
+    is loading (none when the operations run outside a worker, as in bench.floor)."""
 
-    def __init__(self, sandbox: str = "", progress_fd: int | None = None) -> None:
+    def __init__(self, walls: sandbox.Walls | None = None, progress_fd: int | None = None) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.objects: dict[int, Any] = {}
-        self.sandbox = sandbox
+        self.walls = walls
         self.progress_fd = progress_fd
         # In a worker, `encode` writes tensors straight into their wire form (one walk of a reply, not two).
         self.pack_tensor: Callable[[Any], Any] | None = None
+        self.last_arguments: tuple[Any, dict[str, Any]] = ((), {})  # of the last call, as it left them
+        self.forbidden_seen: list[str] = []  # forbidden functions the calls since the last reply reached
+        self._watch_targets: dict[tuple[str, ...], dict[Any, str]] = {}
 
     def mark_progress(self, cell: int, statement: int, line: int) -> None:
         """Record the statement being run, so that the parent knows which one a hang or crash came from."""
         if self.progress_fd is not None:
-            os.pwrite(self.progress_fd, f"{cell} {statement} {line}".encode().ljust(48), 0)
+            os.pwrite(self.progress_fd, f"{cell} {statement} {line}".encode().ljust(PROGRESS_BYTES), 0)
 
     # -- operations the parent can ask for -------------------------------------------------------------
     def op_load(
@@ -383,18 +506,49 @@ class WorkerState:
                         break  # a notebook cell stops at its first error; the next cell still runs
         self.mark_progress(-1, -1, 0)
         defined = [name for name in self.namespace if not name.startswith("__")]
-        return {"defined": defined, "errors": errors, "skipped": skipped, "sandbox": self.sandbox}
+        walls = self.walls.to_dict() if self.walls else {}
+        return {"defined": defined, "errors": errors, "skipped": skipped, "sandbox": walls.get("layer", ""),
+                "walls": walls}  # fmt: skip
 
     def op_call(
-        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, keep_args: bool = False
+        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, watch: tuple[str, ...] = ()
     ) -> Any:
-        """Call; with `keep_args`, also send back the arguments as they are afterwards (in-place changes)."""
+        """Call, watching for the forbidden functions `watch` names. Every call is made the same way: what it does
+        to its arguments is kept (`op_arguments`), so no call can tell whether a check will look."""
         function = self.resolve(target)
         args, kwargs = self.resolve(args), self.resolve(kwargs)
+        self.last_arguments = (args, kwargs)
         if seed is not None:
             seed_everything(seed)
-        result = function(*args, **kwargs)
-        return {"result": result, "args": list(args), "kwargs": kwargs} if keep_args else result
+        return self._watched(watch, function, args, kwargs)
+
+    def op_arguments(self) -> dict[str, Any]:
+        """The arguments of the last call as the call left them (in-place changes)."""
+        args, kwargs = self.last_arguments
+        return {"args": list(args), "kwargs": kwargs}
+
+    def _watched(self, watch: tuple[str, ...], function: Any, args: Any, kwargs: Any) -> Any:
+        if not watch:
+            return function(*args, **kwargs)
+        if watch not in self._watch_targets:
+            resolved = ((_resolve(name), name) for name in watch)
+            self._watch_targets[watch] = {obj: name for obj, name in resolved if obj is not None}
+        mode = _ForbiddenWatch(self._watch_targets[watch])
+        depth = torch._C._len_torch_function_stack()
+        mode.__enter__()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            intact = torch._C._len_torch_function_stack() == depth + 1 and (
+                torch._C._get_function_stack_at(depth) is mode
+            )
+            if intact:
+                mode.__exit__(None, None, None)
+            else:  # the student's code pushed or popped modes: put the stack back as it was, and say so
+                while torch._C._len_torch_function_stack() > depth:
+                    torch._C._pop_torch_function_stack()
+                mode.seen.append(DISPATCH_CHANGED)
+            self.forbidden_seen += [name for name in mode.seen if name not in self.forbidden_seen]
 
     def op_put(self, value: Any) -> dict[str, Any]:
         """Keep an object the grader sent (e.g. a small network, or a helper function to run) and return a handle."""
@@ -406,7 +560,9 @@ class WorkerState:
     def op_describe(self, target: Any, fields: tuple[str, ...] = DESCRIPTION_FIELDS) -> dict[str, Any]:
         return describe_object(self.resolve(target), fields)
 
-    def op_grad(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None) -> Any:
+    def op_grad(
+        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, watch: tuple[str, ...] = ()
+    ) -> Any:
         """Call, then backpropagate sum(output): gradients of the floating-point tensor arguments and, for
         a module, of its parameters."""
         function = self.resolve(target)
@@ -414,9 +570,10 @@ class WorkerState:
         leaves = [a.detach().requires_grad_() for a in args if _is_float_tensor(a)]
         it = iter(leaves)
         args = tuple(next(it) if _is_float_tensor(a) else a for a in args)
+        self.last_arguments = (args, kwargs)
         if seed is not None:
             seed_everything(seed)
-        output = function(*args, **kwargs)
+        output = self._watched(watch, function, args, kwargs)
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"returned {type(output).__name__}, not a tensor, so no gradient can flow")
         params = dict(function.named_parameters()) if isinstance(function, torch.nn.Module) else {}
@@ -514,17 +671,24 @@ class _Requests(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def worker_main(conn: Any, config: WorkerConfig) -> None:
-    """Serve requests until the parent closes the connection."""
-    try:
-        level, progress = _isolate(config)
-    except BaseException:  # e.g. CUDA failing to start: say why where the parent reads it, and stop
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(SETUP_FAILED_EXIT)
-    state = WorkerState(level, progress)
+def worker_main(conn: Any, config: WorkerConfig, output_fd: int, progress_fd: int) -> None:
+    """The process the fork server starts: the keeper (keeper.py), which starts the worker proper, `_work`."""
+    os.environ.update(config.env)  # e.g. the layer to try, for tests (the worker's own environment is rebuilt)
+    tmpfs = (config.scratch_mb * 2**20, config.scratch_files, policy.SHM_MB * 2**20)
+    work = functools.partial(_work, conn, config, progress_fd)
+    keeper.run(conn, output_fd, config.memory_mb, tmpfs, work)
+
+
+def _work(conn: Any, config: WorkerConfig, progress_fd: int, entered: sandbox.Entered) -> None:
+    walls = _set_up(config, entered, conn.fileno(), progress_fd)
+    state = WorkerState(walls, progress_fd)
     state.pack_tensor = wire.pack_tensor
-    helpers = _Helpers(dict(config.helpers))
+    serve(conn, state, _Helpers(dict(config.helpers)))
+    os._exit(0)
+
+
+def serve(conn: Any, state: WorkerState, helpers: _Helpers) -> None:
+    """Answer requests until the scoring process closes the connection."""
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")
     }
@@ -535,7 +699,13 @@ def worker_main(conn: Any, config: WorkerConfig) -> None:
             return
         try:
             reply = {"seq": seq, "ok": True, "value": state.encode(handlers[op](*args))}
+            if state.forbidden_seen:
+                reply["forbidden"] = state.forbidden_seen
             data = wire.dumps_packed(reply)
         except BaseException as exc:  # student code may raise anything, SystemExit included
-            data = wire.dumps_reply({"seq": seq, "ok": False, "error": describe_exception(exc)})
+            reply = {"seq": seq, "ok": False, "error": describe_exception(exc)}
+            if state.forbidden_seen:
+                reply["forbidden"] = state.forbidden_seen
+            data = wire.dumps_reply(reply)
+        state.forbidden_seen = []
         conn.send_bytes(data)

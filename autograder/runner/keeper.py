@@ -1,0 +1,147 @@
+"""The keeper: the process the fork server starts for a worker, which makes its namespaces, starts it, watches it
+and ends it. It never runs student code, and student code cannot reach it: the worker is its child in a PID
+namespace of its own (the keeper lies outside it, so it cannot be named), runs as another id or without
+capabilities, and has none of the keeper's descriptors.
+
+While the worker lives, the keeper
+- counts its memory whole: resident memory, plus what it stores in its tmpfs (scratch folder and /dev/shm), which
+  no resident-memory figure shows; past the limit it kills the worker and exits with `MEMORY_EXIT`;
+- ends it the moment the scoring process goes (its end of the pipe closes: a finished submission, Ctrl-C, a
+  crash, SIGKILL), and dies with the fork server;
+- exits as the worker did (its exit status, or the signal that killed it), which is what the scoring process
+  learns of the worker's end. Process 1 of the worker's namespace is a third, idle process (`_start_init`): when
+  the keeper kills it, the kernel ends every process left in the namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from autograder.runner import namespaces, sandbox
+
+MEMORY_EXIT = 71  # the keeper stopped the worker for holding more memory than allowed
+SETUP_FAILED_EXIT = 70  # the worker could not be set up (EX_SOFTWARE): the grader's fault, not the student's
+POLL_S = 0.05
+
+
+def run(
+    conn: Any,
+    output_fd: int,
+    memory_mb: int | None,
+    tmpfs: tuple[int, int, int],
+    start_worker: Callable[[sandbox.Entered], None],
+) -> None:
+    """The keeper's life (never returns). `tmpfs`: bytes, files of the scratch folder and bytes of /dev/shm;
+    `start_worker` runs in the worker, once it is forked, and must not return."""
+    os.dup2(output_fd, 1)  # what the keeper or the worker says while setting up reaches the instructor's detail
+    os.dup2(output_fd, 2)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scoring process's to handle; it then stops us
+    sandbox.name_this_process("ag-keeper")
+    namespaces.die_with_parent()
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the host's, before any namespace
+    try:
+        entered = sandbox.enter(*tmpfs)
+    except BaseException:  # a layer failed half way: no worker may run behind walls other than the result says
+        _fail()
+    init = _start_init() if entered.layer in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES) else None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(proc)
+            start_worker(entered)
+        except BaseException:
+            _fail()
+        os._exit(0)
+    status = _watch(conn, pid, proc, memory_mb, entered.mounts)
+    if init is not None:
+        os.kill(init, signal.SIGKILL)  # from outside its namespace: the one signal its process 1 cannot ignore
+        os.waitpid(init, 0)
+    if entered.holder is not None:  # bwrap's namespaces may go now
+        try:
+            entered.holder.stdin.close()  # type: ignore[union-attr]
+            entered.holder.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - the keeper ends anyway; bwrap dies with it
+            pass
+    _exit_as(status)
+
+
+def _start_init() -> int:
+    """Process 1 of the worker's PID namespace: it only keeps the namespace alive, so that the worker is an
+    ordinary process (a process 1 ignores the signals it sends itself: a student's abort() or raise() would not
+    end it). The keeper's next child, the worker, is process 2; it can neither signal nor trace process 1."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            namespaces.die_with_parent()
+            sandbox.name_this_process("ag-init")
+            os.closerange(3, 2**31 - 1)
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _fail() -> None:
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(SETUP_FAILED_EXIT)
+
+
+def _held(pid: int, proc: int, mounts: namespaces.Mounts) -> int:
+    """Bytes the worker holds: resident memory and its files in memory."""
+    try:
+        fd = os.open(f"{pid}/statm", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            resident = int(os.read(fd, 200).split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        resident = 0
+    stored = sum(namespaces.used_bytes(fd) for fd in (mounts.scratch, mounts.shm) if fd is not None)
+    return resident + stored
+
+
+def _watch(conn: Any, pid: int, proc: int, memory_mb: int | None, mounts: namespaces.Mounts) -> int:
+    """Until the worker ends: its wait status, or MEMORY_EXIT's if the keeper stopped it for its memory."""
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLRDHUP)  # only its hang-up: requests are the worker's to read
+    try:
+        ended = os.pidfd_open(pid)
+        poller.register(ended, select.POLLIN)
+    except (AttributeError, OSError):  # a kernel before 5.3: look every POLL_S
+        ended = -1
+    limit = memory_mb * 2**20 if memory_mb else None
+    wait_ms = int(POLL_S * 1000) if limit or ended < 0 else None
+    while True:
+        events = poller.poll(wait_ms)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if any(fd == conn.fileno() for fd, _ in events):  # the scoring process is gone, or done with it
+            break
+        if limit and _held(pid, proc, mounts) > limit:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os._exit(MEMORY_EXIT)
+    os.kill(pid, signal.SIGKILL)
+    return os.waitpid(pid, 0)[1]
+
+
+def _exit_as(status: int) -> None:
+    """End as the worker ended: its exit status, or killed by the signal that killed it."""
+    code = os.waitstatus_to_exitcode(status)
+    if code >= 0:
+        os._exit(code)
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler to reset
+        pass
+    os.kill(os.getpid(), -code)
+    os._exit(128 - code)  # a signal this process could not die of
