@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autograder import __version__, messages, terminal
@@ -15,8 +16,10 @@ from autograder.grader import Batch, DaskExecutor, Executor, GradingError, grade
 from autograder.options import GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
+from autograder.runner.sandbox import missing_walls
 from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
+from autograder.text import shown
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # `validate` found problems
@@ -324,7 +327,7 @@ def run_with_progress(
             progress.update(task, total=total)
 
         def graded(result: SubmissionResult) -> None:
-            progress.update(task, advance=1, last=result.submission)
+            progress.update(task, advance=1, last=escape(shown(result.submission)))
 
         batch = grade(
             spec,
@@ -339,10 +342,19 @@ def run_with_progress(
         )
     if batch.resumed:
         console.print(f"{len(batch.resumed)} submission(s) already graded in {out}/ were kept (--resume).")
-    levels = {r.isolation for r in batch.results if r.isolation}
-    if "audit-hook" in levels:
-        console.print(messages.WEAK_SANDBOX, style="yellow")
+    note = walls_note(batch.results)
+    if note:
+        console.print(note, style="yellow", markup=False, soft_wrap=True)
     return batch
+
+
+def walls_note(results: Sequence[SubmissionResult]) -> str:
+    """The note naming the walls that some of `results` ran without ("" where all had them all)."""
+    missing: dict[str, int] = {}
+    for result in results:
+        for wall in missing_walls(result.walls):
+            missing[wall] = missing.get(wall, 0) + 1
+    return messages.missing_walls_note(missing, len(results)) if missing else ""
 
 
 def print_batch(console: Console, batch: Batch, quiet: bool) -> None:
@@ -405,6 +417,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
         [result] = grade_chunk(spec, [submission], options_from_args(args), public_only=True, exercises=exercises)
     for line in check_lines(result):
         console.print(line, markup=False, soft_wrap=True)
+    note = walls_note([result])
+    if note:
+        console.print(note, style="yellow", markup=False, soft_wrap=True)
 
 
 def cmd_build(args: argparse.Namespace, console: Console) -> None:

@@ -19,10 +19,26 @@ FORK_SERVER_FAILED = (
     "environment: python -c 'import <module>'."
 )
 NO_DASK = "--executor dask needs Dask: pip install 'dask[distributed]' (and dask-jobqueue for Slurm)"
-WEAK_SANDBOX = (
-    "Note: workers ran behind the audit-hook layer only: no namespaces could be made here (user namespaces refused "
-    "and bubblewrap not installed); see 'Running untrusted submissions safely' in the README."
+MISSING_WALLS = (
+    "Note: {count} of {total} submission(s) ran without these walls: {walls}. {why}See 'Running untrusted "
+    "submissions safely' in the README."
 )
+WHY_WALLS = {
+    "namespaces": "no namespaces could be made here (user namespaces refused and bubblewrap not installed, or a "
+    "container without CAP_SYS_ADMIN): workers saw this machine's files and processes, guarded by the audit hook "
+    "only. ",
+    "quota": "",  # comes with the namespaces
+    "seccomp": "libseccomp is not installed (Debian: libseccomp2) or the kernel refused filters: only the audit "
+    "hook kept student code from starting programs. ",
+    "unprivileged": "workers ran as root: even changing ids was refused here. ",
+}
+
+
+def missing_walls_note(missing: dict[str, int], total: int) -> str:
+    """One note for every summary (grade, demo, check, Gradescope) naming the walls some workers lacked."""
+    names = sorted(missing, key=lambda n: -missing[n])
+    why = "".join(WHY_WALLS.get(n, "") for n in names)
+    return MISSING_WALLS.format(count=max(missing.values()), total=total, walls=", ".join(names), why=why)
 
 # Running student code (student-facing)
 TIMEOUT = "Your code did not finish within {seconds} (an endless loop, or far too much work?)."

@@ -287,6 +287,7 @@ class GradingPlugin:
                 output=session.output,
                 output_truncated=session.output_truncated,
                 isolation=session.sandbox,
+                walls=session.walls,
                 worker_peak_mb=session.peak_rss_mb,
             )
         self.checks.pop(sub.name, None)

@@ -58,8 +58,9 @@ class SubmissionResult:
     path: str = ""
     output: str = field(default="", repr=False)  # the tail of what the student's code printed
     output_truncated: bool = False  # it printed more than the 16 MiB kept; the rest was dropped
-    isolation: str = ""  # the sandbox the code ran in: "namespaces" or "audit-hook" (see sandbox.py)
+    isolation: str = ""  # the namespace layer the code ran behind, or "audit-hook" (see runner/sandbox.py)
     worker_peak_mb: float = 0.0  # peak resident memory of the worker that finished the submission
+    walls: dict[str, Any] = field(default_factory=dict)  # every wall it ran behind (runner/sandbox.Walls)
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         return next(e for e in self.exercises if e.id == exercise_id)

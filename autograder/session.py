@@ -59,6 +59,7 @@ class SubmissionSession:
         self.output = ""
         self.output_truncated = False  # the worker printed past the cap, and the rest was dropped
         self.sandbox = ""
+        self.walls: dict[str, Any] = {}
         self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
         self.skip_errors: list[str] = []
         self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
@@ -99,6 +100,7 @@ class SubmissionSession:
             raise self.fatal
         loaded = reply["value"]
         self.sandbox = loaded.get("sandbox", "")
+        self.walls = loaded.get("walls", {})
         self.defined = set(loaded["defined"])
         if self.restarts == 0:
             self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]

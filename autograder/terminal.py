@@ -12,12 +12,14 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from autograder import messages
 from autograder.paths import builtin_names
 from autograder.results import ExerciseResult, SubmissionResult, ordered
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import SUFFIXES, Submission, load_path
+from autograder.text import shown
 
 STATUS_STYLE = {
     "passed": "green",
@@ -62,9 +64,8 @@ def summary_table(
     if len(results) > MAX_TABLE_ROWS:
         return aggregate_table(table, exercise_ids, results)
     for result in ordered(results):
-        table.add_row(
-            result.submission, *(_cell(e.score, e.status, plain) for e in result.exercises), f"{result.score:.4g}"
-        )
+        name = Text(shown(result.submission))  # a file name is the student's text, and never markup
+        table.add_row(name, *(_cell(e.score, e.status, plain) for e in result.exercises), f"{result.score:.4g}")
     return table
 
 
@@ -95,7 +96,8 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
     exercises whose symbols are all missing share one line (an empty notebook: one line, not one per exercise)."""
     lines: list[str] = []
     for result in ordered(results):
-        lines.extend(f"{result.submission}: {error}" for error in result.errors[:3])
+        name = shown(result.submission)
+        lines.extend(f"{name}: {error}" for error in result.errors[:3])
         missing: list[tuple[ExerciseResult, list[str]]] = []  # exercises lost only to undefined symbols
         for exercise in result.exercises:
             failed = [t for t in exercise.tests if not t.passed and t.counts]
@@ -105,11 +107,11 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
                 missing.append((exercise, names))
                 continue
             first = failed[0].message.splitlines()[0] if failed[0].message else "failed"
-            lines.append(f"{result.submission} / {exercise.id} ({exercise.status}): {first}")
+            lines.append(f"{name} / {exercise.id} ({exercise.status}): {first}")
         if missing:
             statuses = "/".join(sorted({e.status for e, _ in missing}))
             names = [n for _, found in missing for n in found]
-            lines.append(f"{result.submission} ({statuses}): {messages.missing_symbols(names)}")
+            lines.append(f"{name} ({statuses}): {messages.missing_symbols(names)}")
     return lines
 
 

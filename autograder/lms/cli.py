@@ -11,6 +11,7 @@ from rich.console import Console
 from autograder import lms, messages, pages
 from autograder.options import options_from_args
 from autograder.results import atomic_write
+from autograder.runner.sandbox import missing_walls
 from autograder.spec import load_assignment
 
 
@@ -102,6 +103,9 @@ def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
         raise
     atomic_write(args.results_file, json.dumps(lms.gradescope_results(result, note), indent=2) + "\n")
     console.print(f"{chosen}: {lms.summary_line(result)}", markup=False, soft_wrap=True)
+    missing = missing_walls(result.walls)
+    if missing:  # on the autograder's output, which Gradescope shows the instructor (not the student)
+        console.print(messages.missing_walls_note(dict.fromkeys(missing, 1), 1), markup=False, soft_wrap=True)
 
 
 GRADESCOPE_DIR = Path(__file__).with_name("gradescope")  # the scripts Gradescope runs, beside this module

@@ -16,6 +16,7 @@ from autograder import messages
 from autograder.lms.identity import Identity, LmsError, with_person
 from autograder.lms.roster import RosterIndex
 from autograder.results import SubmissionResult
+from autograder.runner.sandbox import missing_walls
 
 # --key of `export moodle`: the Moodle column header and the identity field it is filled from
 MOODLE_KEYS = {
@@ -173,6 +174,8 @@ def gradescope_results(result: SubmissionResult, note: str = "") -> dict[str, An
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
+        # For the instructor (Gradescope keeps extra_data from students): the walls the code ran behind.
+        "extra_data": {"walls": result.walls, "missing_walls": list(missing_walls(result.walls))},
     }
 
 

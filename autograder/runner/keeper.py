@@ -24,27 +24,33 @@ from collections.abc import Callable
 from typing import Any
 
 from autograder.runner import namespaces, sandbox
+from autograder.runner.scratch import remove_tree
 
 MEMORY_EXIT = 71  # the keeper stopped the worker for holding more memory than allowed
 SETUP_FAILED_EXIT = 70  # the worker could not be set up (EX_SOFTWARE): the grader's fault, not the student's
 POLL_S = 0.05
+MEMORY_STATUS = MEMORY_EXIT << 8  # the wait status of a process that exited with MEMORY_EXIT
 
 
 def run(
     conn: Any,
     output_fd: int,
     memory_mb: int | None,
+    scratch: str,
     tmpfs: tuple[int, int, int],
     start_worker: Callable[[sandbox.Entered], None],
 ) -> None:
-    """The keeper's life (never returns). `tmpfs`: bytes, files of the scratch folder and bytes of /dev/shm;
-    `start_worker` runs in the worker, once it is forked, and must not return."""
+    """The keeper's life (never returns). `scratch`: the worker's folder on this machine, removed once the worker
+    has ended (the scoring process may be gone by then); `tmpfs`: bytes and files of the scratch folder, bytes of
+    /dev/shm; `start_worker` runs in the worker, once it is forked, and must not return."""
     os.dup2(output_fd, 1)  # what the keeper or the worker says while setting up reaches the instructor's detail
     os.dup2(output_fd, 2)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scoring process's to handle; it then stops us
     sandbox.name_this_process("ag-keeper")
     namespaces.die_with_parent()
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the host's, before any namespace
+    # The scratch folder's parent as this machine sees it: bwrap's view of it is read-only.
+    parent = os.open(os.path.dirname(scratch), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         entered = sandbox.enter(*tmpfs)
     except BaseException:  # a layer failed half way: no worker may run behind walls other than the result says
@@ -54,6 +60,7 @@ def run(
     if pid == 0:
         try:
             os.close(proc)
+            os.close(parent)
             start_worker(entered)
         except BaseException:
             _fail()
@@ -68,6 +75,7 @@ def run(
             entered.holder.wait(timeout=5)
         except Exception:  # noqa: BLE001 - the keeper ends anyway; bwrap dies with it
             pass
+    remove_tree(os.path.basename(scratch), dir_fd=parent)
     _exit_as(status)
 
 
@@ -129,7 +137,7 @@ def _watch(conn: Any, pid: int, proc: int, memory_mb: int | None, mounts: namesp
         if limit and _held(pid, proc, mounts) > limit:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            os._exit(MEMORY_EXIT)
+            return MEMORY_STATUS
     os.kill(pid, signal.SIGKILL)
     return os.waitpid(pid, 0)[1]
 

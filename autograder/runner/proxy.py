@@ -21,6 +21,7 @@ from typing import Any
 from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.runner import channel, sandbox, wire
+from autograder.runner.scratch import remove_tree
 from autograder.runner.worker import (
     DESCRIPTION_FIELDS,
     MAX_REPLY_BYTES,
@@ -299,74 +300,6 @@ class Worker:
         if self.output < 0:
             return self.last_output_size
         return os.fstat(self.output).st_size
-
-
-def remove_tree(path: str) -> None:
-    """Remove a worker's scratch folder whatever it left there (links, FIFOs, folders nested thousands deep)
-    without following a link, without recursion, with two descriptors open at most, and without ever raising:
-    each folder's subfolders are first moved up to the top, then it is emptied and removed. Where the worker had
-    namespaces, the folder is only the empty mount point of its view."""
-    try:
-        os.rmdir(path)
-        return
-    except FileNotFoundError:
-        return
-    except OSError:
-        pass
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        top = os.open(path, flags)
-    except OSError:
-        return
-    moved = 0
-    kept: set[str] = set()  # folders that could not be removed (not ours): never looked at again
-    try:
-        while True:
-            folders = [name for name in _emptied(top) if name not in kept]
-            if not folders:
-                break
-            for name in folders:
-                try:
-                    inner = os.open(name, flags, dir_fd=top)
-                except OSError:
-                    kept.add(name)
-                    continue
-                try:
-                    for sub in _emptied(inner):
-                        moved += 1
-                        os.rename(sub, f".ag-{moved}", src_dir_fd=inner, dst_dir_fd=top)
-                except OSError:
-                    pass
-                finally:
-                    os.close(inner)
-                try:
-                    os.rmdir(name, dir_fd=top)
-                except OSError:
-                    kept.add(name)
-    finally:
-        os.close(top)
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
-def _emptied(folder: int) -> list[str]:
-    """Unlink everything but folders in the open folder `folder`; return the names of its folders."""
-    folders = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.name)
-                    continue
-                try:
-                    os.unlink(entry.name, dir_fd=folder)
-                except OSError:
-                    pass
-    except OSError:
-        pass
-    return folders
 
 
 class RemoteObject:

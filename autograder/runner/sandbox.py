@@ -110,6 +110,7 @@ class Walls:
             ("quota", not self.quota),
             ("seccomp", not self.seccomp),
             ("unprivileged", not self.unprivileged),
+            ("audit-hook", not self.audit_hook),
         ]
         return tuple(name for name, gone in absent if gone)
 
@@ -208,11 +209,12 @@ def enter(scratch_bytes: int, scratch_files: int, shm_bytes: int) -> Entered:
 
 
 # -- audit hook ------------------------------------------------------------------------------------------------
-def install_audit_hook(sealed: Sequence[str], scratch: str, installed: Sequence[str]) -> None:
+def install_audit_hook(sealed: Sequence[str], scratch: str, installed: Sequence[str], private_shm: bool) -> None:
     """The second line (see the module docstring). Everything the hook consults is an immutable copy made here,
-    out of the student's reach: a tuple of paths, a frozen set of events, a read-only mapping."""
+    out of the student's reach: tuples of paths and events, frozen sets. `private_shm`: /dev/shm is the worker's
+    own (with namespaces), and may be written too."""
     sealed_roots = tuple(os.path.realpath(p) for p in sealed)
-    writable = (os.path.realpath(scratch), "/dev/null")
+    writable = (os.path.realpath(scratch), "/dev/null", *(("/dev/shm",) if private_shm else ()))
     trusted = tuple(dict.fromkeys((*environment_roots(), *(os.path.realpath(p) for p in installed))))
     refused = tuple(sorted(_REFUSED_EVENTS.items()))
     refused_names = frozenset(name for name, _ in refused)

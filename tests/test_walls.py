@@ -1,0 +1,393 @@
+"""Attacks on the walls around a worker, written as a determined student who knows Python would write them.
+
+One batch (`autograder grade --jobs 2`, as an instructor runs it, with a token in its environment and a temporary
+folder of its own) holds correct notebooks graded before, beside and after the attackers: they keep full marks,
+the batch ends within its limits, and when it has ended no process and no scratch folder of it is left. Further
+tests probe one wall at a time: the kernel's (seccomp, past the audit hook), the view, memory counted whole, the
+pipe, interrupts, and what a student's text may do to the instructor's terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autograder.paths import PROJECT_ROOT
+from autograder.runner import sandbox
+from autograder.runner.proxy import Worker, WorkerLost, remove_tree
+from autograder.runner.worker import GlobalRef, WorkerConfig
+
+from .conftest import write_notebook
+from .mutants import mlp
+
+REFERENCE = PROJECT_ROOT / "reference_solutions" / "mlp.py"
+TOKEN = "tok-8c1f0a7e-canvas-secret"
+TIMEOUT_S = 3
+BATCH_BOUND_S = 240
+CE_HEAD = "def cross_entropy_loss(x, labels):\n"
+CORRECT_CE = "    return (torch.logsumexp(x, 1) - x[torch.arange(len(labels)), labels]).mean()\n"
+FIND_PIPE = """
+def _pipe():
+    import sys
+    frame = sys._getframe()
+    while frame is not None and "conn" not in frame.f_locals:
+        frame = frame.f_back
+    return frame.f_locals["conn"], frame.f_locals["seq"]
+"""
+NO_AUDIT = (
+    "    import subprocess, sys, types\n"
+    "    subprocess.sys = types.SimpleNamespace(**{**vars(sys), 'audit': lambda *a: None})  # past the audit hook\n"
+)
+LAUNDERED = """
+class _Loss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, labels):
+        ctx.save_for_backward(x, labels)
+        return F.cross_entropy(x, labels)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, labels = ctx.saved_tensors
+        p = x.softmax(1)
+        p[torch.arange(len(labels)), labels] -= 1
+        return grad * p / len(labels), None
+
+cross_entropy_loss = _Loss.apply
+"""
+
+# (kind, code replacing cross_entropy_loss, words its message must contain, points it may keep)
+ATTACKS: list[tuple[str, str, str, float]] = [
+    ("starts_a_program", CE_HEAD + NO_AUDIT + f"    out = subprocess.run(['cat', {str(REFERENCE)!r}], "
+     "capture_output=True).stdout\n    ns = {}\n    exec(out, ns)\n    return ns['cross_entropy_loss'](x, labels)\n",
+     "Operation not permitted", 0),
+    ("leaves_a_daemon", CE_HEAD + NO_AUDIT + "    import time\n"
+     "    subprocess.Popen(['true'], preexec_fn=lambda: time.sleep(3600))\n" + CORRECT_CE,
+     "Operation not permitted", 0),
+    ("signals_every_process", CE_HEAD + "    import os, signal\n    for pid in range(1, 5000):\n        try:\n"
+     "            signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGKILL)\n        except OSError:\n"
+     "            pass\n" + CORRECT_CE, "", 10),
+    ("partial_reply", FIND_PIPE + CE_HEAD + "    import os, struct, time\n    conn, seq = _pipe()\n"
+     "    os.write(conn.fileno(), struct.pack('!i', 1000) + b'abc')\n    time.sleep(3600)\n",
+     "did not finish within", 0),
+    ("expanding_reply", FIND_PIPE + CE_HEAD + "    import pickle, time\n    conn, seq = _pipe()\n"
+     "    conn.send_bytes(pickle.dumps({'seq': seq, 'ok': True, 'value': [[[None] * 1000] * 1000] * 60}))\n"
+     "    time.sleep(3600)\n", "could not read what your code returned", 0),
+    ("disk_flood", CE_HEAD + "    for i in range(200):\n        with open(f'flood{i}', 'wb') as f:\n"
+     "            f.write(b'x' * 15 * 2**20)\n" + CORRECT_CE, "No space left on device", 0),
+    ("file_count_flood", CE_HEAD + "    for i in range(200_000):\n        open(f'f{i}', 'w').close()\n" + CORRECT_CE,
+     "No space left on device", 0),
+    ("deep_tree", CE_HEAD + "    import os\n    os.makedirs('/'.join(['d'] * 1500), exist_ok=True)\n" + CORRECT_CE,
+     "", 10),
+    ("laundered_forbidden_call", LAUNDERED, "torch.nn.functional.cross_entropy (called while your code ran)", 9),
+    ("empties_the_policy", CE_HEAD + "    import os, autograder.runner.sandbox as walls\n"
+     "    walls._REFUSED_EVENTS.clear()\n    os.system('true')\n" + CORRECT_CE, "does not allow starting programs", 0),
+    ("reads_the_grader_environment", CE_HEAD + "    import os\n    seen = [dict(os.environ)]\n"
+     "    for path in ('/proc/self/environ', '/proc/1/environ', '/proc/1/cmdline', '/proc/2/environ'):\n"
+     "        try:\n            seen.append(open(path, 'rb').read())\n        except OSError as e:\n"
+     "            seen.append(str(e))\n    print(seen)\n    raise RuntimeError(repr(seen))\n", "RuntimeError", 0),
+    ("links_in_place_of_its_files", CE_HEAD + f"    import os\n    os.symlink({str(REFERENCE)!r}, 'output.log')\n"
+     "    os.mkfifo('progress')\n    os._exit(3)\n", "", 0),
+    ("escape_sequences", CE_HEAD + "    print('\\x1b]52;c;SGVsbG8=\\x07\\x1b[2J\\x1b[31mred')\n"
+     "    raise ValueError('\\x1b[2J\\x1b]0;pwned\\x07\\u202eevil \\udc80 done')\n", "ValueError", 0),
+]  # fmt: skip
+# Graded before, beside and after the attackers; file names are a student's text too (Rich markup, an escape).
+HONEST = ("a_honest", "m_honest", "zz_honest", "markup[/]name", "escape\x1b[2Jname")
+
+
+def _cells(code: str) -> list[str]:
+    return [mlp.HEADER] + [code if ex == "cross_entropy_loss" else base for ex, base in mlp.BASE.items()]
+
+
+def _processes_in(folder: Path) -> list[str]:
+    """Processes whose working folder lies in `folder` (the grader's, its workers' scratch folders)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(entry / "cwd").startswith(str(folder)):
+                found.append(f"{entry.name} {(entry / 'comm').read_text().strip()}")
+    return found
+
+
+def _scratch_folders(tmp: Path) -> list[str]:
+    return [p.name for p in tmp.iterdir() if p.name.startswith("autograder-worker-")]
+
+
+def _ended(folder: Path, within: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + within
+    while (left := _processes_in(folder)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    root = tmp_path_factory.mktemp("walls")
+    folder, out, tmp = root / "submissions", root / "results", root / "tmp"
+    tmp.mkdir()
+    for kind, code, _, _ in ATTACKS:
+        write_notebook(folder / f"{kind}.ipynb", _cells(code))
+    for name in HONEST:
+        write_notebook(folder / f"{name}.ipynb", _cells(mlp.BASE["cross_entropy_loss"]))
+    env = {**os.environ, "CANVAS_TOKEN": TOKEN, "TMPDIR": str(tmp)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "-o", str(out), "-j", "2",
+         "--timeout", str(TIMEOUT_S), "--budget", "60"],
+        capture_output=True, cwd=root, env=env, timeout=BATCH_BOUND_S * 2, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    left = _ended(root)
+    written = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    results = {r["submission"].removesuffix(".ipynb"): r for r in written}
+    return {"done": done, "elapsed": elapsed, "left": left, "results": results, "tmp": tmp, "out": out}
+
+
+def test_the_batch_ends_within_its_limits_and_leaves_nothing_behind(batch):
+    assert batch["done"].returncode == 0, batch["done"].stderr[-3000:]
+    assert batch["elapsed"] < BATCH_BOUND_S
+    assert len(batch["results"]) == len(ATTACKS) + len(HONEST)
+    assert batch["left"] == []  # no process of the batch: no daemon, no worker, no keeper, no fork server
+    assert _scratch_folders(batch["tmp"]) == []  # and no scratch folder, however deep its tree
+
+
+@pytest.mark.parametrize("name", HONEST)
+def test_correct_notebooks_before_beside_and_after_the_attackers_keep_full_marks(batch, name):
+    result = batch["results"][name]
+    assert result["score"] == result["max_score"] == 40, result
+    assert sandbox.missing_walls(result["walls"]) == ()
+
+
+@pytest.mark.parametrize("kind, code, words, kept", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_each_attack_costs_only_its_own_exercise(batch, kind, code, words, kept):
+    result = batch["results"][kind]
+    target = next(e for e in result["exercises"] if e["id"] == "cross_entropy_loss")
+    assert target["score"] <= kept, [(t["name"], t["message"]) for t in target["tests"]]
+    shown = "\n".join([*result["errors"], *(t["message"] for t in target["tests"])])
+    assert words in shown, shown
+    for other in result["exercises"]:
+        if other["id"] != "cross_entropy_loss":
+            assert other["score"] == other["max_score"], other
+
+
+def test_the_graders_environment_and_the_reference_never_reach_a_result(batch):
+    written = "\n".join(p.read_text() for p in batch["out"].glob("*.json"))
+    assert TOKEN not in written
+    assert "def cross_entropy_loss" not in written  # the reference, through a link left in place of output.log
+    seen = batch["results"]["reads_the_grader_environment"]["output"]
+    assert "Permission denied" in seen and "'HOME'" in seen  # it ran, and found nothing of the grader's
+
+
+def test_student_text_reaches_the_terminal_and_the_files_escaped(batch):
+    stdout = batch["done"].stdout
+    assert b"\x1b" not in stdout and b"\x9b" not in stdout
+    assert "\\x1b[2J" in stdout.decode() and "\\u202e" in stdout.decode()  # shown, escaped
+    result = batch["results"]["escape_sequences"]
+    message = next(e for e in result["exercises"] if e["id"] == "cross_entropy_loss")["tests"][0]["message"]
+    assert "\x1b" not in message and "\\x1b]0;pwned\\x07" in message and "\ufffd" in message
+    assert "\x1b" not in result["output"] and "\\x1b[31mred" in result["output"]
+
+
+def test_feedback_pages_are_made_for_a_batch_with_hostile_text(batch, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "feedback", str(batch["out"]), "--out", str(tmp_path / "pages")],
+        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = (tmp_path / "pages" / "escape_sequences.html").read_text()
+    assert "\x1b" not in page and "\\x1b" in page
+
+
+# -- one wall at a time ------------------------------------------------------------------------------------------
+RAW_SYSCALL = """
+import ctypes, errno, os
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+def raw(number, *args):
+    result = _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args))
+    return errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "allowed"
+"""
+# What a grader never needs, reached with raw system calls (no audit event): (name, arguments).
+KERNEL_SURFACE = [
+    ("fork", ()), ("vfork", ()), ("clone", (17, 0, 0, 0, 0)), ("execve", (0, 0, 0)), ("execveat", (0, 0, 0, 0, 0)),
+    ("memfd_create", (0, 0)), ("io_uring_setup", (8, 0)), ("userfaultfd", (0,)), ("add_key", (0, 0, 0, 0, 0)),
+    ("keyctl", (0, 0, 0, 0, 0)), ("personality", (0x0040000,)), ("unshare", (0x10000000,)), ("setns", (0, 0)),
+    ("mount", (0, 0, 0, 0, 0)), ("ptrace", (16, 1, 0, 0)), ("process_vm_readv", (1, 0, 0, 0, 0, 0)),
+    ("bpf", (0, 0, 0)), ("perf_event_open", (0, 0, 0, 0, 0)), ("socket", (2, 1, 0)), ("socket", (17, 3, 0)),
+    ("pidfd_open", (1, 0)), ("shmget", (0, 4096, 0o1000)), ("chroot", (0,)), ("setuid", (0,)),
+    ("init_module", (0, 0, 0)),
+]  # fmt: skip
+
+
+def _syscall_numbers() -> dict[str, int]:
+    pyseccomp = pytest.importorskip("pyseccomp", reason="libseccomp is not installed")
+    numbers = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name, _ in KERNEL_SURFACE}
+    numbers |= {n: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, n) for n in ("clone3", "getpid", "kill")}
+    return {name: number for name, number in numbers.items() if number >= 0}
+
+
+@contextlib.contextmanager
+def started(config: WorkerConfig, code: str) -> Iterator[Worker]:
+    worker = Worker(config)
+    try:
+        reply = worker.request("load", [(0, code)], "all", timeout=60)
+        assert reply["ok"] and not reply["value"]["errors"], reply
+        yield worker
+    finally:
+        worker.stop()
+
+
+def _call(worker: Worker, name: str, *args: object) -> object:
+    return worker.request("call", GlobalRef(name), args, {}, None, timeout=60)["value"]
+
+
+@pytest.mark.parametrize("layer", ["strongest", "audit-hook only"])
+def test_what_a_grader_never_needs_is_refused_by_the_kernel_with_eperm(layer):
+    numbers = _syscall_numbers()
+    env = {sandbox.NO_NAMESPACES_ENV: "1"} if layer == "audit-hook only" else {}
+    with started(WorkerConfig(env=env, audit_hook=False), RAW_SYSCALL) as worker:  # the kernel's walls alone
+        for name, args in KERNEL_SURFACE:
+            if name in numbers:
+                assert _call(worker, "raw", numbers[name], *args) == "EPERM", name
+        assert _call(worker, "raw", numbers["clone3"], 0, 0) == "ENOSYS"  # so that threads fall back to clone
+        assert _call(worker, "raw", numbers["socket"], 1, 1, 0) == "allowed"  # a Unix socket is harmless
+        assert _call(worker, "raw", numbers["getpid"]) == "allowed"
+        if layer == "audit-hook only":  # no PID namespace: only itself may be signalled
+            assert _call(worker, "raw", numbers["kill"], 1, 0) == "EPERM"
+        assert _call(worker, "raw", numbers["getpid"]) == "allowed"  # refused, not killed
+
+
+def test_threads_still_start_behind_the_allow_list():
+    code = "import threading, torch\ndef run():\n    out = []\n"
+    code += "    t = threading.Thread(target=lambda: out.append(torch.ones(3).sum().item()))\n"
+    code += "    t.start(); t.join()\n    torch.set_num_threads(2)\n"
+    code += "    return out, (torch.ones(500, 500) @ torch.ones(500, 500))[0, 0].item()\n"
+    with started(WorkerConfig(), code) as worker:
+        assert _call(worker, "run") == ([3.0], 500.0)
+
+
+def test_memory_held_in_files_in_memory_counts_against_the_limit():
+    """What a worker writes to its scratch folder and /dev/shm lives in memory (tmpfs): the keeper counts it."""
+    code = "import time\ndef hold(scratch_mb, shm_mb):\n"
+    code += "    for i in range(scratch_mb // 10):\n        open(f'held{i}', 'wb').write(b'x' * 10 * 2**20)\n"
+    code += "    for i in range(shm_mb // 10):\n        open(f'/dev/shm/held{i}', 'wb').write(b'x' * 10 * 2**20)\n"
+    code += "    time.sleep(5)\n    return 'kept'\n"
+    with started(WorkerConfig(), code) as worker:
+        baseline = worker.request("stats", timeout=30)["value"]["peak_rss_mb"]
+    limit = int(baseline) + 150
+    with started(WorkerConfig(memory_mb=limit), code) as worker:
+        assert _call(worker, "hold", 20, 20) == "kept"  # within the limit: fine
+    with started(WorkerConfig(memory_mb=limit), code) as worker:
+        with pytest.raises(WorkerLost) as lost:
+            _call(worker, "hold", 150, 60)
+        assert lost.value.kind == "memory"
+
+
+def test_a_worker_sees_only_what_it_is_granted(tmp_path):
+    """A late submission graded alone: its classmates' notebooks beside it, another week's reference beside the
+    assignment, the checkout's tests and history. None of it exists in the worker's view, even to C code."""
+    course = tmp_path / "course"
+    (course / "week4").mkdir(parents=True)
+    (course / "week4" / "reference.py").write_text("ANSWER = 42\n")
+    (course / "submissions").mkdir()
+    classmate = write_notebook(course / "submissions" / "classmate.ipynb", ["SECRET = 1"])
+    paths = [classmate, course / "week4" / "reference.py", PROJECT_ROOT / "tests" / "mutants" / "mlp.py",
+             PROJECT_ROOT / ".git" / "HEAD", PROJECT_ROOT / "reference_solutions" / "mlp.py"]  # fmt: skip
+    code = "import os, torch\ndef look(path):\n    try:\n"
+    code += "        return torch.from_file(path, size=1, dtype=torch.uint8).tolist()\n"
+    code += "    except RuntimeError:\n        return os.path.exists(path)\n"
+    code += "def processes():\n    return sorted(p for p in os.listdir('/proc') if p.isdigit())\n"
+    code += "def sockets():\n    return open('/proc/net/unix').read().splitlines()[1:]\n"
+    with started(WorkerConfig(sealed=(str(course / "submissions" / "late.ipynb"),)), code) as worker:
+        for path in paths:
+            assert _call(worker, "look", str(path)) is False, path
+        assert _call(worker, "processes") == ["1", "2"]  # its process 1 and itself
+        assert _call(worker, "sockets") == []  # no Unix socket of the machine
+
+
+def test_every_call_looks_the_same_from_inside_the_worker():
+    """A check that looks at the arguments afterwards must not be recognisable by the code it calls."""
+    code = "import sys\ndef where(x):\n    frames, f = [], sys._getframe(1)\n"
+    code += "    while f is not None:\n        frames.append((f.f_code.co_name, sorted(f.f_locals)))\n"
+    code += "        f = f.f_back\n"
+    code += "    return repr(frames)\n"
+    with started(WorkerConfig(), code) as worker:
+        from autograder.runner.proxy import RemoteObject
+
+        class Session:
+            call_seed, watch, exercise, forbidden_seen = 1, (), "x", {}
+
+            def ask(self, op, *args, call):  # noqa: ANN001, ANN202 - a stand-in for SubmissionSession
+                return worker.request(op, *args, timeout=60)["value"]
+
+        remote = RemoteObject(Session(), GlobalRef("where"), "where")
+        assert remote.call(1) == remote.call_keeping_args(1)["result"]
+
+
+def test_removing_a_scratch_folder_follows_no_link_and_survives_any_tree(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "link").symlink_to(tmp_path)
+    (scratch / "file-link").symlink_to(outside)
+    os.mkfifo(scratch / "fifo")
+    locked = scratch / "locked"
+    locked.mkdir()
+    (locked / "x").write_text("x")
+    os.chmod(locked, 0o000)
+    fd = os.open(scratch, os.O_RDONLY)
+    for _ in range(3000):  # deeper than a path may be long: built one folder at a time
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    remove_tree(str(scratch))
+    assert not scratch.exists() or os.geteuid() != 0  # root removes even what it may not read
+    assert outside.read_text() == "keep me\n" and tmp_path.exists()
+
+
+HANGING = CE_HEAD + "    while True:\n        pass\n"
+
+
+@pytest.mark.parametrize(
+    "how, jobs", [("SIGINT to the group", 2), ("SIGTERM", 1), ("SIGHUP", 2)], ids=["ctrl-c", "sigterm", "sighup"]
+)
+def test_interrupting_grade_ends_every_process_it_started(tmp_path, how, jobs):
+    folder, tmp = tmp_path / "subs", tmp_path / "tmp"
+    tmp.mkdir()
+    for i in range(4):
+        write_notebook(folder / f"s{i}.ipynb", _cells(HANGING))
+    grade = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "-o", str(tmp_path / "out"),
+         "-j", str(jobs), "--timeout", "120"],
+        cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while sum("ag-worker" in p for p in _processes_in(tmp)) < jobs and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("ag-worker" in p for p in _processes_in(tmp)), "no worker started"
+        if how == "SIGINT to the group":
+            os.killpg(grade.pid, signal.SIGINT)
+        else:
+            grade.send_signal(getattr(signal, how))
+        grade.wait(timeout=30)
+        assert _ended(tmp_path, within=5.0) == []
+        assert _scratch_folders(tmp) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(grade.pid, signal.SIGKILL)
