@@ -172,7 +172,7 @@ def on_any_device(device: torch.device, compare: Callable[[torch.device], T]) ->
     """`compare(device)`, or `compare(cpu)` where the student's code mixes devices on a GPU. Device handling is not
     what the exercises grade, and `--device cuda` must give the verdicts `--device cpu` gives: code that is right
     on the CPU is judged there."""
-    from autograder.runner.proxy import StudentError
+    from autograder.runner import StudentError
 
     try:
         return compare(device)

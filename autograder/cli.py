@@ -16,7 +16,7 @@ from autograder.grader import Batch, DaskExecutor, Executor, GradingError, grade
 from autograder.options import GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
-from autograder.runner.sandbox import missing_walls
+from autograder.runner import missing_walls
 from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
 from autograder.text import shown
@@ -417,9 +417,6 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
         [result] = grade_chunk(spec, [submission], options_from_args(args), public_only=True, exercises=exercises)
     for line in check_lines(result):
         console.print(line, markup=False, soft_wrap=True)
-    note = walls_note([result])
-    if note:
-        console.print(note, style="yellow", markup=False, soft_wrap=True)
 
 
 def cmd_build(args: argparse.Namespace, console: Console) -> None:

@@ -35,17 +35,17 @@ from autograder.results import (
     results_in,
     write_json,
 )
-from autograder.runner import sandbox
-from autograder.runner.proxy import (
+from autograder.runner import (
     FORK_SERVER_PRELOAD,
     Worker,
     bare_main_module,
+    exact_float32,
     fork_server_failure,
     guard_this_process,
+    name_this_process,
     preload_modules,
+    short_stacks,
 )
-from autograder.runner.stacks import short_stacks
-from autograder.runner.worker import exact_float32
 from autograder.session import WorkerFactory
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import Submission, load_submissions
@@ -272,7 +272,7 @@ def _start_scoring_process(submitter: int) -> None:
     """A scoring process forked from the fork server is not the submitting process's child: when that process
     is killed (SIGKILL, OOM killer), nothing would stop this one. A watcher thread ends it then; what it had
     graded is already on disk, and `--resume` grades the rest."""
-    sandbox.name_this_process("ag-scoring")
+    name_this_process("ag-scoring")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the submitter decides
 
     def watch() -> None:

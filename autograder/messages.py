@@ -40,6 +40,7 @@ def missing_walls_note(missing: dict[str, int], total: int) -> str:
     why = "".join(WHY_WALLS.get(n, "") for n in names)
     return MISSING_WALLS.format(count=max(missing.values()), total=total, walls=", ".join(names), why=why)
 
+
 # Running student code (student-facing)
 TIMEOUT = "Your code did not finish within {seconds} (an endless loop, or far too much work?)."
 TOO_LARGE = "Your code returned more than {limit} MiB of data to the grader."

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from autograder import messages
-from autograder.runner.worker import WorkerConfig
+from autograder.runner import WorkerConfig
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 4096
 DEFAULT_CPU_SECONDS = 900
 DEFAULT_BUDGET = 600.0
+DEFAULT_SCRATCH_MB = 256  # runner/policy.py's default, spelled here for the help text
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class GradingOptions:
     memory_mb: int | None = DEFAULT_MEMORY_MB  # resident memory a worker may use (None: no limit)
     cpu_seconds: int | None = DEFAULT_CPU_SECONDS  # CPU time of one worker (None: no limit)
     budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
+    scratch_mb: int = DEFAULT_SCRATCH_MB  # what a worker may store in its working folder (a tmpfs, in its memory)
     sealed: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
     gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
 
@@ -82,6 +84,7 @@ def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] 
         cuda_index=cuda_index(options.device),
         gpu_memory_fraction=options.gpu_memory_fraction,
         helpers=helpers,
+        scratch_mb=options.scratch_mb,
     )
 
 
@@ -114,6 +117,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help=f"CPU seconds per worker, 0 for no limit ({DEFAULT_CPU_SECONDS})",
     )
     parser.add_argument(
+        "--scratch",
+        type=int,
+        default=DEFAULT_SCRATCH_MB,
+        help=f"MiB a worker may write to its working folder, counted in its --memory ({DEFAULT_SCRATCH_MB})",
+    )
+    parser.add_argument(
         "--execute",
         choices=("definitions", "all"),
         default="definitions",
@@ -123,8 +132,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> GradingOptions:
     """GradingOptions from the arguments `add_run_options` added; raises ValueError for a negative limit."""
-    for name in ("timeout", "budget", "memory", "cpu_time"):
-        if getattr(args, name) < 0 or (name == "timeout" and args.timeout == 0):
+    for name in ("timeout", "budget", "memory", "cpu_time", "scratch"):
+        if getattr(args, name) < 0 or (name in ("timeout", "scratch") and getattr(args, name) == 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number")
     return GradingOptions(
         device=resolve_device(args.device),
@@ -133,4 +142,5 @@ def options_from_args(args: argparse.Namespace) -> GradingOptions:
         budget=args.budget or None,
         memory_mb=args.memory or None,
         cpu_seconds=args.cpu_time or None,
+        scratch_mb=args.scratch,
     )

@@ -28,7 +28,7 @@ import torch
 from autograder import messages
 from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
 from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
-from autograder.runner.proxy import (
+from autograder.runner import (
     ForkServerFailed,
     MissingSymbol,
     StudentError,

@@ -10,8 +10,15 @@ from typing import Any, Protocol
 
 from autograder import messages
 from autograder.options import GradingOptions, worker_config
-from autograder.runner.proxy import StudentError, SubmissionUnreadable, Worker, WorkerLost, decode
-from autograder.runner.worker import MAX_FILE_BYTES, WorkerConfig
+from autograder.runner import (
+    MAX_FILE_BYTES,
+    StudentError,
+    SubmissionUnreadable,
+    Worker,
+    WorkerConfig,
+    WorkerLost,
+    decode,
+)
 from autograder.submission import Submission
 
 MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable

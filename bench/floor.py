@@ -23,9 +23,7 @@ from typing import Any
 
 from autograder.grader import LocalExecutor, grade
 from autograder.options import GradingOptions
-from autograder.runner.proxy import Worker
-from autograder.runner.sandbox import NO_NAMESPACES_ENV
-from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
+from autograder.runner import NO_NAMESPACES_ENV, Worker, WorkerConfig, WorkerState, describe_exception
 from bench.generate import STYLES, make_class
 
 

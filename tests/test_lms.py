@@ -278,7 +278,8 @@ def test_gradescope_results_have_gradescopes_shape(course):
     done = run_cli("export", "gradescope", str(results), "--out", str(out))
     assert done.returncode == 0, done.stderr
     data = json.loads((out / "roebob_1002" / "results.json").read_text())
-    assert set(data) == {"score", "output", "visibility", "stdout_visibility", "tests"}
+    assert set(data) == {"score", "output", "visibility", "stdout_visibility", "tests", "extra_data"}
+    assert data["extra_data"]["missing_walls"] == []  # for the instructor: every wall held (Gradescope keeps it)
     assert data["score"] == 30
     assert abs(sum(t["score"] for t in data["tests"]) - data["score"]) < 1e-6
     for test in data["tests"]:

@@ -101,6 +101,7 @@ ATTACKS: list[tuple[str, str, str, float]] = [
 ]  # fmt: skip
 # Graded before, beside and after the attackers; file names are a student's text too (Rich markup, an escape).
 HONEST = ("a_honest", "m_honest", "zz_honest", "markup[/]name", "escape\x1b[2Jname")
+ATTACKS_BY_KIND = [(kind, code) for kind, code, _, _ in ATTACKS]
 
 
 def _cells(code: str) -> list[str]:
@@ -363,31 +364,65 @@ HANGING = CE_HEAD + "    while True:\n        pass\n"
 
 
 @pytest.mark.parametrize(
-    "how, jobs", [("SIGINT to the group", 2), ("SIGTERM", 1), ("SIGHUP", 2)], ids=["ctrl-c", "sigterm", "sighup"]
+    "command, how",
+    [("grade -j 2", "SIGINT to the group"), ("grade -j 1", "SIGTERM"), ("grade -j 2", "SIGHUP"), ("check", "SIGHUP")],
+    ids=["grade-ctrl-c", "grade-sigterm", "grade-sighup", "check-sighup"],
 )
-def test_interrupting_grade_ends_every_process_it_started(tmp_path, how, jobs):
+def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, command, how):
     folder, tmp = tmp_path / "subs", tmp_path / "tmp"
     tmp.mkdir()
     for i in range(4):
         write_notebook(folder / f"s{i}.ipynb", _cells(HANGING))
-    grade = subprocess.Popen(
-        [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "-o", str(tmp_path / "out"),
-         "-j", str(jobs), "--timeout", "120"],
+    if command == "check":
+        arguments = ["check", "mlp", str(folder / "s0.ipynb")]
+    else:
+        arguments = ["grade", "mlp", str(folder), "-o", str(tmp_path / "out"), *command.split()[1:]]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "autograder", *arguments, "--timeout", "120"],
         cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while sum("ag-worker" in p for p in _processes_in(tmp)) < jobs and time.monotonic() < deadline:
+        while not any("ag-worker" in p for p in _processes_in(tmp)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert any("ag-worker" in p for p in _processes_in(tmp)), "no worker started"
+        time.sleep(0.5)  # every scoring process at work
         if how == "SIGINT to the group":
-            os.killpg(grade.pid, signal.SIGINT)
+            os.killpg(run.pid, signal.SIGINT)
         else:
-            grade.send_signal(getattr(signal, how))
-        grade.wait(timeout=30)
+            run.send_signal(getattr(signal, how))
+        run.wait(timeout=30)
         assert _ended(tmp_path, within=5.0) == []
         assert _scratch_folders(tmp) == []
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(grade.pid, signal.SIGKILL)
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def test_the_audit_hook_alone_still_stops_a_program_and_every_output_says_which_walls_were_missing(tmp_path):
+    """A container without CAP_SYS_ADMIN (Gradescope's): no namespaces, yet the worker runs as nobody behind seccomp,
+    a started `cat` of the reference gets nothing, and the instructor is told which walls were missing."""
+    submission = tmp_path / "submission"
+    code = dict(ATTACKS_BY_KIND)["starts_a_program"]
+    write_notebook(submission / "mlp.ipynb", _cells(code))
+    results_file = tmp_path / "results.json"
+    env = {**os.environ, sandbox.NO_NAMESPACES_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "gradescope", "mlp", "--submission-dir", str(submission),
+         "--results-file", str(results_file), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(results_file.read_text())
+    lost = [t for t in results["tests"] if t["name"].startswith("cross_entropy_loss") and t["score"] < t["max_score"]]
+    assert lost and "Operation not permitted" in lost[0]["output"]
+    assert results["score"] <= 30
+    assert results["extra_data"]["missing_walls"] == ["namespaces", "quota"]
+    assert results["extra_data"]["walls"]["unprivileged"] is True and results["extra_data"]["walls"]["seccomp"]
+    assert "ran without these walls: namespaces, quota" in done.stdout  # the instructor's view of the run
+    graded = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "mlp", str(submission), "-o", str(tmp_path / "out"), "-q"],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env,
+    )  # fmt: skip
+    assert "Note: 1 of 1 submission(s) ran without these walls: namespaces, quota." in graded.stdout, graded.stdout

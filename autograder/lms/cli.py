@@ -11,7 +11,7 @@ from rich.console import Console
 from autograder import lms, messages, pages
 from autograder.options import options_from_args
 from autograder.results import atomic_write
-from autograder.runner.sandbox import missing_walls
+from autograder.runner import missing_walls
 from autograder.spec import load_assignment
 
 

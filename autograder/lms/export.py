@@ -16,7 +16,7 @@ from autograder import messages
 from autograder.lms.identity import Identity, LmsError, with_person
 from autograder.lms.roster import RosterIndex
 from autograder.results import SubmissionResult
-from autograder.runner.sandbox import missing_walls
+from autograder.runner import missing_walls
 
 # --key of `export moodle`: the Moodle column header and the identity field it is filled from
 MOODLE_KEYS = {

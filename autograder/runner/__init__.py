@@ -1,6 +1,56 @@
-"""The process that runs student code, and the scoring process's side of it.
+"""The one boundary around student code: everything of the grader that starts, walls in, talks to and ends the
+processes that run it. The rest of the engine uses what this module exports, nothing else of the package.
 
-`worker` runs in the worker process (student code, requests, replies); `wire` is what crosses the pipe;
-`sandbox` puts its walls up; `definitions` decides which top-level statements are run by default; `proxy` is the
-parent's side: it starts a worker, asks it things within a time limit, and gives checks the `student` proxy.
+`worker` runs in the worker process (student code, requests, replies); `keeper` makes its namespaces, starts it,
+counts its memory and ends it; `sandbox` says which walls a worker gets and enters them, `policy` what they grant,
+`namespaces` builds the view, `seccomp` the system-call allow-list; `wire` and `channel` are what crosses the pipe
+and how it is read; `definitions` decides which top-level statements are run by default; `proxy` is the scoring
+process's side: it starts a worker, asks it things within a time limit, and gives checks the `student` proxy.
 """
+
+from autograder.runner.proxy import (
+    FORK_SERVER_PRELOAD,
+    ForkServerFailed,
+    MissingSymbol,
+    RemoteObject,
+    StudentError,
+    StudentProxy,
+    SubmissionUnreadable,
+    Worker,
+    WorkerLost,
+    bare_main_module,
+    decode,
+    fork_server_failure,
+    guard_this_process,
+    preload_modules,
+)
+from autograder.runner.sandbox import NO_NAMESPACES_ENV, Walls, missing_walls, name_this_process
+from autograder.runner.stacks import short_stacks
+from autograder.runner.worker import MAX_FILE_BYTES, WorkerConfig, WorkerState, describe_exception, exact_float32
+
+__all__ = [
+    "FORK_SERVER_PRELOAD",
+    "MAX_FILE_BYTES",
+    "NO_NAMESPACES_ENV",
+    "ForkServerFailed",
+    "MissingSymbol",
+    "RemoteObject",
+    "StudentError",
+    "StudentProxy",
+    "SubmissionUnreadable",
+    "Walls",
+    "Worker",
+    "WorkerConfig",
+    "WorkerLost",
+    "WorkerState",
+    "bare_main_module",
+    "decode",
+    "describe_exception",
+    "exact_float32",
+    "fork_server_failure",
+    "guard_this_process",
+    "missing_walls",
+    "name_this_process",
+    "preload_modules",
+    "short_stacks",
+]

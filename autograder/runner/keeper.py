@@ -119,7 +119,8 @@ def _held(pid: int, proc: int, mounts: namespaces.Mounts) -> int:
 def _watch(conn: Any, pid: int, proc: int, memory_mb: int | None, mounts: namespaces.Mounts) -> int:
     """Until the worker ends: its wait status, or MEMORY_EXIT's if the keeper stopped it for its memory."""
     poller = select.poll()
-    poller.register(conn.fileno(), select.POLLRDHUP)  # only its hang-up: requests are the worker's to read
+    # Only its hang-up: requests are the worker's to read (where POLLRDHUP is missing, POLLHUP is always reported).
+    poller.register(conn.fileno(), getattr(select, "POLLRDHUP", 0))
     try:
         ended = os.pidfd_open(pid)
         poller.register(ended, select.POLLIN)

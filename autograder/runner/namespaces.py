@@ -436,6 +436,9 @@ def drop_privileges(become: tuple[int, int] | None) -> None:
 def die_with_parent() -> None:
     """SIGKILL when the parent ends (the keeper, or the fork server for the keeper); at once if it already has."""
     parent = os.getppid()
-    c_library().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    try:
+        c_library().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    except AttributeError:  # not Linux
+        return
     if os.getppid() != parent:
         os._exit(1)

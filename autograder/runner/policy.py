@@ -19,6 +19,7 @@ granted (an installed grader keeps its built-in assignments in site-packages) ar
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import site
@@ -57,7 +58,7 @@ SCRATCH_VARIABLES = (
 )  # fmt: skip
 WORKER_ENVIRONMENT = {"MPLBACKEND": "Agg", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
-DEFAULT_SCRATCH_MB = 256
+DEFAULT_SCRATCH_MB = 256  # options.DEFAULT_SCRATCH_MB, the --scratch default
 DEFAULT_SCRATCH_FILES = 10_000
 SHM_MB = 64  # /dev/shm: POSIX shared memory and semaphores (glibc's sem_open, Python's SharedMemory)
 MAX_TASKS = 512  # processes and threads of one worker's tree, where the kernel can count them
@@ -83,6 +84,7 @@ def within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+@functools.cache  # found once, in the fork server (preload.py), and inherited by every worker
 def environment_roots() -> tuple[str, ...]:
     """Folders of the installed environment (real paths): the interpreter's standard library and lib-dynload,
     site-packages, the (virtual) environment's prefix. Native code in them came with the installation."""
@@ -128,6 +130,7 @@ def _link_targets(folder: str) -> list[str]:
     return list(dict.fromkeys(os.path.dirname(os.path.realpath(link)) for link in links))
 
 
+@functools.cache
 def loader_folders(config_dir: str = LOADER_CONFIG) -> tuple[str, ...]:
     """The library folders the dynamic loader's configuration names (CUDA's, a vendor's under /opt)."""
     found = []
@@ -151,6 +154,18 @@ def cuda_devices(dev: str = "/dev") -> tuple[str, ...]:
     return tuple(found)
 
 
+@functools.cache
+def system_paths() -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
+    """(links, folders) of the system's programs and libraries, and the granted files of /etc that exist."""
+    links, folders = [], []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            links.append((path, os.readlink(path)))
+        elif os.path.isdir(path):
+            folders.append(path)
+    return tuple(links), tuple(folders), tuple(p for p in ETC_PATHS if os.path.exists(p))
+
+
 def _outermost(paths: Iterable[str]) -> tuple[str, ...]:
     """The paths that lie in no other one of them (binding a folder grants what is inside)."""
     unique = sorted(set(paths))
@@ -170,14 +185,8 @@ def grant(
     """The grant for a worker whose scratch folder is `scratch`. `sealed` stays covered wherever it lies;
     `excluded` (the grader's working folder, a checkout's root) and any import folder holding one of `holders`
     are left out."""
-    links, system = [], []
-    for path in SYSTEM_PATHS:
-        if os.path.islink(path):
-            links.append((path, os.readlink(path)))
-        elif os.path.isdir(path):
-            system.append(path)
+    links, system, etc = system_paths()
     python = (*environment_roots(), package_root(), *import_roots(excluded, (*holders, *sealed)))
-    etc = [p for p in ETC_PATHS if os.path.exists(p)]
     wanted = [os.path.realpath(p) for p in (*system, *loader_folders(), *python)]
     read_only = _outermost(p for p in wanted if os.path.exists(p))
     # The grader's Python may know a granted folder by another path (a link on the way): bind it there too.
@@ -192,7 +201,7 @@ def grant(
     return Grants(
         read_only=(*read_only, *(p for p in etc if not any(within(os.path.realpath(p), r) for r in read_only))),
         aliases=tuple(dict.fromkeys(aliases)),
-        links=tuple(links),
+        links=links,
         devices=(*(d for d in STANDARD_DEVICES if os.path.exists(d)), *(cuda_devices() if cuda else ())),
         sealed=covered,
         scratch=os.path.realpath(scratch),

@@ -21,7 +21,7 @@ import importlib
 import os
 
 import autograder.runner.worker  # noqa: F401 - imported once here, inherited by every fork
-from autograder.runner import sandbox, seccomp
+from autograder.runner import policy, sandbox, seccomp
 from autograder.runner.proxy import PRELOAD_ENV
 from autograder.runner.stacks import install_short_stacks
 
@@ -100,6 +100,7 @@ import_quietly(COURSE_MODULES + tuple(os.environ.get(PRELOAD_ENV, "").split()))
 # a worker meets once its student code has made some 70,000 lasting objects.
 install_short_stacks()  # torch.manual_seed in student code and in scoring processes: see stacks.py
 seccomp.in_pid_namespace()  # built once here, loaded by every worker
+policy.environment_roots(), policy.loader_folders(), policy.system_paths()  # what every worker's view grants
 gc.freeze()
 collapse_into_huge_pages()
 sandbox.protect_this_process()

@@ -189,8 +189,7 @@ class Worker:
         # where no namespace can be made, the scratch folder itself.
         self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
         self.memory_mb = config.memory_mb
-        self.output = os.memfd_create("ag-output", os.MFD_CLOEXEC)
-        self.progress = os.memfd_create("ag-progress", os.MFD_CLOEXEC)
+        self.output, self.progress = _memory_file("ag-output"), _memory_file("ag-progress")
         os.ftruncate(self.progress, PROGRESS_BYTES)
         config = dataclasses.replace(
             config,
@@ -300,6 +299,16 @@ class Worker:
         if self.output < 0:
             return self.last_output_size
         return os.fstat(self.output).st_size
+
+
+def _memory_file(name: str) -> int:
+    """A file only this process and the worker it is handed to hold (no path anyone could replace)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create(name, os.MFD_CLOEXEC)
+    handle = tempfile.TemporaryFile()  # not Linux: created and unlinked at once
+    fd = os.dup(handle.fileno())
+    handle.close()
+    return fd
 
 
 class RemoteObject:

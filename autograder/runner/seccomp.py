@@ -60,6 +60,10 @@ ALLOWED = (
 # only the worker itself (the pid given) or 0 (itself, or its own process group once it has its own session).
 ABOUT_A_PROCESS = ("kill", "tgkill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "prlimit64", "setpriority",
                    "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr")  # fmt: skip
+# What a GPU worker may also need: the CUDA driver pins host memory and may share memory with its own helpers.
+# Not yet measured on a GPU (the allow-list was measured on the CPU): wider than needed rather than a driver that
+# fails. Memory held this way is outside the keeper's count, as a GPU worker's address space is outside the cap.
+CUDA_ALLOWED = ("memfd_create", "mlock2", "mlockall", "munlockall", "shmget", "shmat", "shmdt", "shmctl")
 CLONE_THREAD = 0x00010000
 CLONE_NAMESPACES = 0x7E020080  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
 AF_UNIX = 1
@@ -80,9 +84,10 @@ def _library() -> Any:
     return pyseccomp
 
 
-def build(own_pid: int | None) -> bytes | None:
+def build(own_pid: int | None, cuda: bool = False) -> bytes | None:
     """The BPF program of the allow-list. `own_pid`: the worker's pid where it has no PID namespace of its own
-    (calls that name a process may name only it); None within one. None where libseccomp is not available."""
+    (calls that name a process may name only it); None within one. `cuda`: a GPU worker's (CUDA_ALLOWED too).
+    None where libseccomp is not available."""
     library = _library()
     if library is None:
         return None
@@ -95,7 +100,7 @@ def build(own_pid: int | None) -> bytes | None:
         if library.resolve_syscall(library.Arch.NATIVE, name) >= 0:  # absent on this architecture: nothing to allow
             rules.add_rule(action, name, *args)
 
-    for name in ALLOWED:
+    for name in (*ALLOWED, *(CUDA_ALLOWED if cuda else ())):
         add(library.ALLOW, name)
     for name in ABOUT_A_PROCESS:
         if own_pid is None:
@@ -127,9 +132,9 @@ def _export(rules: Any) -> bytes:
 
 
 @functools.cache
-def in_pid_namespace() -> bytes | None:
+def in_pid_namespace(cuda: bool = False) -> bytes | None:
     """The program for workers in a PID namespace of their own, built once per process (the fork server)."""
-    return build(None)
+    return build(None, cuda)
 
 
 def load(program: bytes) -> None:

@@ -288,7 +288,8 @@ def _set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progre
     _limit(config)
     if config.cuda_index is not None:
         _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
-    program = seccomp.in_pid_namespace() if entered.pid_namespace else seccomp.build(os.getpid())
+    cuda = config.cuda_index is not None
+    program = seccomp.in_pid_namespace(cuda) if entered.pid_namespace else seccomp.build(os.getpid(), cuda)
     filtered = False
     if program is not None:
         try:
