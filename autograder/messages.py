@@ -31,6 +31,8 @@ WHY_WALLS = {
     "seccomp": "libseccomp is not installed (Debian: libseccomp2) or the kernel refused filters: only the audit "
     "hook kept student code from starting programs. ",
     "unprivileged": "workers ran as root: even changing ids was refused here. ",
+    "tasks": "how many threads a worker may start was not bounded (no namespaces, or a root grader on Linux before "
+    "6.14). ",
 }
 
 

@@ -107,7 +107,7 @@ def test_an_unprivileged_workers_view_is_the_root_layers(seen, run):
     assert probes["interfaces"] == ["lo"]  # a network namespace of its own: no way out
     assert len(probes["processes"]) <= 3, probes["processes"]  # its own tree: itself, its process 1 (and bwrap's)
     walls = probes["walls"]
-    assert walls["quota"] and walls["seccomp"] and walls["unprivileged"], walls
+    assert walls["quota"] and walls["seccomp"] and walls["unprivileged"] and walls["tasks"], walls
 
 
 @pytest.mark.slow
@@ -118,7 +118,7 @@ def test_without_namespaces_or_bubblewrap_only_the_audit_hook_remains_and_the_re
     assert "secret.txt" in probes["home"]  # the limit of this layer, as the README says
     assert found["escaped"]  # torch.from_file writes where it likes: why the namespace layers matter
     assert len(probes["processes"]) > 3  # the machine's processes are in sight (seccomp keeps it from signalling them)
-    assert sandbox.missing_walls(probes["walls"]) == ("namespaces", "quota")
+    assert sandbox.missing_walls(probes["walls"]) == ("namespaces", "quota", "tasks")
 
 
 def test_root_workers_run_as_nobody_and_see_neither_homes_nor_other_temporary_files(tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder.paths import PROJECT_ROOT
-from autograder.runner import sandbox
+from autograder.runner import policy, sandbox
 from autograder.runner.proxy import Worker, WorkerLost, remove_tree
 from autograder.runner.worker import GlobalRef, WorkerConfig
 
@@ -278,6 +278,17 @@ def test_threads_still_start_behind_the_allow_list():
         assert _call(worker, "run") == ([3.0], 500.0)
 
 
+def test_a_thread_bomb_meets_the_bound_on_tasks():
+    code = "import threading, time\ndef bomb():\n    started = 0\n    try:\n        for _ in range(5000):\n"
+    code += "            threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+    code += "            started += 1\n    except RuntimeError as e:\n        return started, str(e)\n"
+    code += "    return started, ''\n"
+    with started(WorkerConfig(), code) as worker:
+        count, error = _call(worker, "bomb")
+        assert count < policy.MAX_TASKS and "can't start new thread" in error
+        assert _call(worker, "bomb")[0] == 0  # still there, still bounded
+
+
 def test_memory_held_in_files_in_memory_counts_against_the_limit():
     """What a worker writes to its scratch folder and /dev/shm lives in memory (tmpfs): the keeper counts it."""
     code = "import time\ndef hold(scratch_mb, shm_mb):\n"
@@ -418,11 +429,11 @@ def test_the_audit_hook_alone_still_stops_a_program_and_every_output_says_which_
     lost = [t for t in results["tests"] if t["name"].startswith("cross_entropy_loss") and t["score"] < t["max_score"]]
     assert lost and "Operation not permitted" in lost[0]["output"]
     assert results["score"] <= 30
-    assert results["extra_data"]["missing_walls"] == ["namespaces", "quota"]
+    assert results["extra_data"]["missing_walls"] == ["namespaces", "quota", "tasks"]
     assert results["extra_data"]["walls"]["unprivileged"] is True and results["extra_data"]["walls"]["seccomp"]
-    assert "ran without these walls: namespaces, quota" in done.stdout  # the instructor's view of the run
+    assert "ran without these walls: namespaces, quota, tasks" in done.stdout  # the instructor's view of the run
     graded = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", "mlp", str(submission), "-o", str(tmp_path / "out"), "-q"],
         capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env,
     )  # fmt: skip
-    assert "Note: 1 of 1 submission(s) ran without these walls: namespaces, quota." in graded.stdout, graded.stdout
+    assert "Note: 1 of 1 submission(s) ran without these walls: namespaces, quota, tasks." in graded.stdout

@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from autograder.runner import namespaces, sandbox
+from autograder.runner import namespaces, policy, sandbox
 from autograder.runner.scratch import remove_tree
 
 MEMORY_EXIT = 71  # the keeper stopped the worker for holding more memory than allowed
@@ -55,7 +55,7 @@ def run(
         entered = sandbox.enter(*tmpfs)
     except BaseException:  # a layer failed half way: no worker may run behind walls other than the result says
         _fail()
-    init = _start_init() if entered.layer in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES) else None
+    init = _start_init(entered.layer) if entered.layer in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES) else None
     pid = os.fork()
     if pid == 0:
         try:
@@ -79,20 +79,30 @@ def run(
     _exit_as(status)
 
 
-def _start_init() -> int:
+def _start_init(layer: str) -> int:
     """Process 1 of the worker's PID namespace: it only keeps the namespace alive, so that the worker is an
     ordinary process (a process 1 ignores the signals it sends itself: a student's abort() or raise() would not
-    end it). The keeper's next child, the worker, is process 2; it can neither signal nor trace process 1."""
+    end it). The keeper's next child, the worker, is process 2; it can neither signal nor trace process 1. Under a
+    root grader it also bounds how many tasks the namespace may hold (its own pid_max, Linux 6.14+): the workers
+    share one id there, so the id's process limit could not tell them apart."""
+    ready_read, ready_write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             namespaces.die_with_parent()
             sandbox.name_this_process("ag-init")
-            os.closerange(3, 2**31 - 1)
+            if layer == sandbox.NAMESPACES:
+                namespaces.bound_tasks(policy.MAX_TASKS)
+            namespaces.drop_privileges(None)
+            os.write(ready_write, b"1")
+            os.closerange(0, 2**31 - 1)
             while True:
                 signal.pause()
         finally:
             os._exit(0)
+    os.close(ready_write)
+    os.read(ready_read, 1)  # the bound holds before the worker exists (or init is gone: then so is the worker)
+    os.close(ready_read)
     return pid
 
 

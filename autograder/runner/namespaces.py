@@ -433,6 +433,40 @@ def drop_privileges(become: tuple[int, int] | None) -> None:
     _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
 
 
+PID_MAX = "/proc/sys/kernel/pid_max"
+
+
+PER_NAMESPACE_PID_MAX = (6, 14)  # before it, pid_max is the machine's: never written then
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    numbers = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    return (int(numbers.group(1)), int(numbers.group(2))) if numbers else (0, 0)
+
+
+def bound_tasks(count: int) -> None:
+    """At most `count` processes and threads in this process's PID namespace, where the kernel keeps a pid_max per
+    namespace (Linux 6.14+; on an older kernel the same file is the whole machine's, and is left alone). Best
+    effort: where refused, the worker's result says its tasks were not bounded."""
+    if kernel_version() < PER_NAMESPACE_PID_MAX:
+        return
+    try:
+        with open(PID_MAX, "w", encoding="ascii") as f:
+            f.write(str(count + 1))  # pids 1 .. count
+    except OSError:
+        pass
+
+
+def tasks_bound() -> int | None:
+    """This PID namespace's bound on tasks, if `bound_tasks` set one (None otherwise)."""
+    try:
+        with open(PID_MAX, encoding="ascii") as f:
+            found = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return found - 1 if found <= 100_000 else None
+
+
 def die_with_parent() -> None:
     """SIGKILL when the parent ends (the keeper, or the fork server for the keeper); at once if it already has."""
     parent = os.getppid()

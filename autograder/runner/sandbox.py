@@ -99,10 +99,11 @@ class Walls:
     unprivileged: bool = False
     memory: str = ""  # "watchdog" (the keeper counts it whole), "" (no limit asked for)
     audit_hook: bool = True
+    tasks: int = 0  # the bound on its processes and threads (0: none)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "quota": self.quota, "seccomp": self.seccomp,
-                "unprivileged": self.unprivileged, "memory": self.memory, "audit_hook": self.audit_hook}  # fmt: skip
+        return {"layer": self.layer, "quota": self.quota, "seccomp": self.seccomp, "unprivileged": self.unprivileged,
+                "memory": self.memory, "audit_hook": self.audit_hook, "tasks": self.tasks}  # fmt: skip
 
     def missing(self) -> tuple[str, ...]:
         absent = [
@@ -111,6 +112,7 @@ class Walls:
             ("seccomp", not self.seccomp),
             ("unprivileged", not self.unprivileged),
             ("audit-hook", not self.audit_hook),
+            ("tasks", not self.tasks),
         ]
         return tuple(name for name, gone in absent if gone)
 
@@ -119,7 +121,8 @@ def missing_walls(walls: dict[str, Any] | None) -> tuple[str, ...]:
     """The walls a result's `walls` field says were missing (none known for an empty or old result)."""
     if not walls:
         return ()
-    known = {k: walls[k] for k in ("layer", "quota", "seccomp", "unprivileged", "memory", "audit_hook") if k in walls}
+    names = ("layer", "quota", "seccomp", "unprivileged", "memory", "audit_hook", "tasks")
+    known = {k: walls[k] for k in names if k in walls}
     return Walls(**known).missing()
 
 

@@ -226,7 +226,8 @@ def _only_environment(env: dict[str, str]) -> None:
     _zero_initial_environment()
 
 
-def _limit(config: WorkerConfig) -> None:
+def _limit(config: WorkerConfig, layer: str) -> int:
+    """The worker's resource limits; returns the bound on its processes and threads (0: none)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # A print flood must not fill the disk: past the limit a write fails (Python ignores SIGXFSZ) with EFBIG.
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
@@ -237,6 +238,13 @@ def _limit(config: WorkerConfig) -> None:
         # the student's code (MemoryError, "can't allocate memory"). The keeper also counts what it holds.
         limit = _address_space() + config.memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if layer in (sandbox.USER_NAMESPACES, sandbox.BUBBLEWRAP):
+        # Counted per user namespace, and each worker has its own: this worker's tasks alone.
+        resource.setrlimit(resource.RLIMIT_NPROC, (policy.MAX_TASKS, policy.MAX_TASKS))
+        return policy.MAX_TASKS
+    if layer == sandbox.NAMESPACES:  # one id for every worker: its PID namespace's own pid_max instead
+        return namespaces.tasks_bound() or 0
+    return 0
 
 
 def _set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progress_fd: int) -> sandbox.Walls:
@@ -285,7 +293,7 @@ def _set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progre
     sys.meta_path.insert(0, _BlockImports(config.blocked_modules))
     torch.set_num_threads(config.threads)
     tempfile.tempdir = config.scratch
-    _limit(config)
+    tasks = _limit(config, entered.layer)
     if config.cuda_index is not None:
         _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
     cuda = config.cuda_index is not None
@@ -305,6 +313,7 @@ def _set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progre
         quota=entered.pid_namespace,
         seccomp=filtered,
         unprivileged=os.geteuid() != 0,
+        tasks=tasks,
         memory="watchdog" if config.memory_mb else "",
     )
 
