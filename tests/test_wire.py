@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+import struct
+import time
 
 import pytest
 import torch
 
-from autograder.runner import wire
+from autograder.runner import channel, wire
 from autograder.runner.worker import Handle, _Helpers, _Requests
 
 
@@ -118,3 +121,60 @@ def test_cuda_tensors_cross_in_both_directions_and_stay_on_their_device():
     assert a.device == x.device and torch.equal(a, x.t()) and a.stride() == x.t().stride()
     with pytest.raises(wire.BadReply):  # a reply may not name a device the reader does not allow
         wire.loads_reply(wire.dumps_reply({"seq": 1, "value": x}), devices=("cpu",))
+
+
+def test_a_reply_that_expands_beyond_its_size_is_refused_at_once():
+    shared = pickle.dumps({"seq": 1, "ok": True, "value": [[[None] * 1000] * 1000] * 60})
+    started = time.perf_counter()
+    with pytest.raises(wire.BadReply, match="expand far beyond its size"):
+        wire.loads_reply(shared)
+    assert time.perf_counter() - started < 1.0 and len(shared) < 10_000
+    repeated = pickle.dumps({"seq": 1, "ok": True, "value": ["relu"] * 5000})  # shared strings: a legit reply
+    assert wire.loads_reply(repeated)["value"] == ["relu"] * 5000
+
+
+def test_strings_in_a_reply_are_shown_safely_and_bounded():
+    reply = wire.loads_reply(pickle.dumps({"seq": 1, "error": "\x1b[2J\ud800" + "x" * 100_000}))
+    assert reply["error"].startswith("\\x1b[2J\ufffd") and len(reply["error"]) < wire.MAX_STRING + 100
+
+
+@pytest.fixture
+def pipe():
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    yield ours.fileno(), theirs
+    ours.close()
+    theirs.close()
+
+
+def test_a_header_and_then_silence_costs_the_deadline_not_the_batch(pipe):
+    fd, worker = pipe
+    worker.sendall(struct.pack("!i", 1000) + b"abc")
+    started = time.monotonic()
+    with pytest.raises(channel.TimedOut):
+        channel.receive(fd, time.monotonic() + 0.3, budget=10_000)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_message_over_the_budget_is_refused_from_its_header(pipe):
+    fd, worker = pipe
+    worker.sendall(struct.pack("!iQ", -1, 2**40))
+    with pytest.raises(channel.TooLarge):
+        channel.receive(fd, time.monotonic() + 5, budget=10_000)
+
+
+def test_a_worker_that_stops_reading_cannot_hold_a_request(pipe):
+    fd, _ = pipe  # the worker never reads: the socket's buffer fills
+    with pytest.raises(channel.TimedOut):
+        channel.send(fd, b"x" * 50_000_000, time.monotonic() + 0.3)
+
+
+def test_whole_messages_cross_in_both_framings(pipe):
+    fd, worker = pipe
+    worker.sendall(struct.pack("!i", 5) + b"hello")
+    assert channel.receive(fd, time.monotonic() + 5, budget=100) == b"hello"
+    channel.send(fd, b"request", time.monotonic() + 5)
+    assert worker.recv(100) == struct.pack("!i", 7) + b"request"
+    worker.close()
+    with pytest.raises(channel.Closed):
+        channel.receive(fd, time.monotonic() + 5, budget=100)

@@ -26,6 +26,7 @@ from autograder.text import shown
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 _HEADER_ALIGN = 16  # the tensor's bytes start at a multiple of this, so any dtype can view them in place
 _MAX_DIMS = 64
+MAX_STRING = 65536  # characters of one string in a reply (the worker's own messages and reprs are far shorter)
 _DTYPES = {str(d).removeprefix("torch."): d for d in vars(torch).values() if isinstance(d, torch.dtype)}
 
 
@@ -218,8 +219,8 @@ def _unpack(value: Any, devices: tuple[str, ...], budget: _Budget) -> Any:
         return tuple(_unpack(v, devices, budget) for v in value)
     if kind is dict:
         return {_unpack(k, devices, budget): _unpack(v, devices, budget) for k, v in value.items()}
-    if kind is str:
-        return shown(value)  # student text, made safe where it enters (autograder/text.py)
+    if kind is str:  # student text, made safe where it enters (autograder/text.py), and of a size one can show
+        return shown(value if len(value) <= MAX_STRING else value[:MAX_STRING] + " [...]")
     if value is None or kind in (bool, int, float):
         return value
     raise BadReply(f"it holds a {kind.__name__}")
