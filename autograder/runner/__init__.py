@@ -1,11 +1,12 @@
 """The one boundary around student code: everything of the grader that starts, walls in, talks to and ends the
 processes that run it. The rest of the engine uses what this module exports, nothing else of the package.
 
-`worker` runs in the worker process (student code, requests, replies); `keeper` makes its namespaces, starts it,
-counts its memory and ends it; `sandbox` says which walls a worker gets and enters them, `policy` what they grant,
-`namespaces` builds the view, `seccomp` the system-call allow-list; `wire` and `channel` are what crosses the pipe
-and how it is read; `definitions` decides which top-level statements are run by default; `proxy` is the scoring
-process's side: it starts a worker, asks it things within a time limit, and gives checks the `student` proxy.
+`worker` runs in the worker process (student code, requests, replies), after `setup` has walled it in; `keeper`
+makes its namespaces, starts it, counts its memory and ends it; `sandbox` says which walls a worker gets and
+enters them, `policy` what they grant, `namespaces` builds the view, `seccomp` the system-call allow-list; `wire`
+and `channel` are what crosses the pipe and how it is read; `scratch` removes what a worker left; `definitions`
+decides which top-level statements are run by default; `proxy` is the scoring process's side: it starts a worker,
+asks it things within a time limit, and gives checks the `student` proxy.
 """
 
 from autograder.runner.proxy import (
@@ -25,8 +26,9 @@ from autograder.runner.proxy import (
     preload_modules,
 )
 from autograder.runner.sandbox import NO_NAMESPACES_ENV, Walls, missing_walls, name_this_process
+from autograder.runner.setup import MAX_FILE_BYTES, exact_float32
 from autograder.runner.stacks import short_stacks
-from autograder.runner.worker import MAX_FILE_BYTES, WorkerConfig, WorkerState, describe_exception, exact_float32
+from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
 
 __all__ = [
     "FORK_SERVER_PRELOAD",
