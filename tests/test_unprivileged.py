@@ -42,6 +42,15 @@ PROBES = {
     "interfaces": "[line.split(':')[0].strip() for line in open('/proc/net/dev').readlines()[2:]]",
     "processes": "sorted(p for p in os.listdir('/proc') if p.isdigit())",
 }
+RAW = '''
+import ctypes, errno, os
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+def raw(number, *args):
+    result = _libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args))
+    return errno.errorcode.get(ctypes.get_errno(), "?") if result < 0 else "allowed"
+'''
+NUMBERS = json.loads(sys.argv[2])
 found = {}
 for name, env in json.loads(sys.argv[1]).items():
     worker = Worker(WorkerConfig(env=env))
@@ -52,6 +61,13 @@ for name, env in json.loads(sys.argv[1]).items():
         found[name] = {"layer": loaded["sandbox"], "walls": loaded["walls"], **answers}
     finally:
         worker.stop()
+    worker = Worker(WorkerConfig(env=env, audit_hook=False))  # the kernel's walls alone
+    try:
+        worker.request("load", [(0, RAW)], "all", timeout=120)
+        found[name]["kernel"] = {call: worker.request("call", GlobalRef("raw"), (number, *args), {}, None,
+                                                      timeout=60)["value"] for call, (number, args) in NUMBERS.items()}
+    finally:
+        worker.stop()
 print(json.dumps(found))
 """
 RUNS = {
@@ -59,6 +75,17 @@ RUNS = {
     "bubblewrap": {sandbox.LAYER_ENV: "bubblewrap"},  # as where user namespaces are refused
     "neither": {sandbox.LAYER_ENV: "bubblewrap", "PATH": "/nonexistent"},  # and bubblewrap is not installed
 }
+
+
+# What a grader never needs, reached past the audit hook: refused by the kernel in every namespace layer.
+KERNEL_CALLS = {"execve": (0, 0, 0), "fork": (), "unshare": (0x10000000,), "memfd_create": (0, 0),
+                "io_uring_setup": (8, 0), "ptrace": (16, 1, 0, 0)}  # fmt: skip
+
+
+def _calls() -> dict[str, tuple[int, tuple[int, ...]]]:
+    pyseccomp = pytest.importorskip("pyseccomp", reason="libseccomp is not installed")
+    numbers = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in KERNEL_CALLS}
+    return {name: (number, KERNEL_CALLS[name]) for name, number in numbers.items() if number >= 0}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +103,8 @@ def _probed(arranged: unprivileged.Unprivileged) -> dict:
     marker = Path("/tmp/autograder-probe-escape")
     if marker.exists():
         marker.unlink()
-    proc = arranged.run(PROBE.replace("sys.argv[1]", repr(json.dumps(RUNS))), timeout=300)
+    probe = PROBE.replace("sys.argv[1]", repr(json.dumps(RUNS))).replace("sys.argv[2]", repr(json.dumps(_calls())))
+    proc = arranged.run(probe, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.splitlines()[-1])
     found["escaped"] = marker.exists()
@@ -108,6 +136,7 @@ def test_an_unprivileged_workers_view_is_the_root_layers(seen, run):
     assert len(probes["processes"]) <= 3, probes["processes"]  # its own tree: itself, its process 1 (and bwrap's)
     walls = probes["walls"]
     assert walls["quota"] and walls["seccomp"] and walls["unprivileged"] and walls["tasks"], walls
+    assert set(probes["kernel"].values()) == {"EPERM"}, probes["kernel"]
 
 
 @pytest.mark.slow
@@ -119,6 +148,7 @@ def test_without_namespaces_or_bubblewrap_only_the_audit_hook_remains_and_the_re
     assert found["escaped"]  # torch.from_file writes where it likes: why the namespace layers matter
     assert len(probes["processes"]) > 3  # the machine's processes are in sight (seccomp keeps it from signalling them)
     assert sandbox.missing_walls(probes["walls"]) == ("namespaces", "quota", "tasks")
+    assert set(probes["kernel"].values()) == {"EPERM"}, probes["kernel"]  # seccomp holds without namespaces
 
 
 def test_root_workers_run_as_nobody_and_see_neither_homes_nor_other_temporary_files(tmp_path):

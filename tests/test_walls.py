@@ -26,6 +26,7 @@ from autograder.runner import policy, sandbox
 from autograder.runner.proxy import Worker, WorkerLost, remove_tree
 from autograder.runner.worker import GlobalRef, WorkerConfig
 
+from . import unprivileged
 from .conftest import write_notebook
 from .mutants import mlp
 
@@ -131,19 +132,32 @@ def _ended(folder: Path, within: float = 10.0) -> list[str]:
     return left
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory):
-    root = tmp_path_factory.mktemp("walls")
+@pytest.fixture(scope="module", params=["root", pytest.param("unprivileged", marks=pytest.mark.slow)])
+def batch(request, tmp_path_factory):
+    """The batch graded by root (workers as nobody, namespaces made directly), or by nobody (an instructor grading
+    as themselves: user namespaces)."""
+    if request.param == "unprivileged":
+        arranged = unprivileged.arrange()
+        request.addfinalizer(lambda: remove_tree(str(arranged.root)))
+        root = arranged.root / "walls"
+        python, env = str(arranged.python), arranged.environment()
+        prefix = unprivileged.as_user(arranged.uid, arranged.gid)
+    else:
+        root = tmp_path_factory.mktemp("walls")
+        python, env, prefix = sys.executable, dict(os.environ), []
     folder, out, tmp = root / "submissions", root / "results", root / "tmp"
-    tmp.mkdir()
     for kind, code, _, _ in ATTACKS:
         write_notebook(folder / f"{kind}.ipynb", _cells(code))
     for name in HONEST:
         write_notebook(folder / f"{name}.ipynb", _cells(mlp.BASE["cross_entropy_loss"]))
-    env = {**os.environ, "CANVAS_TOKEN": TOKEN, "TMPDIR": str(tmp)}
+    for made in (root, out, tmp):
+        made.mkdir(exist_ok=True)
+        if request.param == "unprivileged":
+            os.chown(made, arranged.uid, arranged.gid)
+    env.update({"CANVAS_TOKEN": TOKEN, "TMPDIR": str(tmp)})
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "autograder", "grade", "mlp", str(folder), "-o", str(out), "-j", "2",
+        [*prefix, python, "-m", "autograder", "grade", "mlp", str(folder), "-o", str(out), "-j", "2",
          "--timeout", str(TIMEOUT_S), "--budget", "60"],
         capture_output=True, cwd=root, env=env, timeout=BATCH_BOUND_S * 2, stdin=subprocess.DEVNULL,
     )  # fmt: skip

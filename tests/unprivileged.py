@@ -40,16 +40,20 @@ class Unprivileged:
     uid: int
     gid: int
 
-    def run(self, code: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run `python -c code` as nobody, in the project copy, with a clean environment."""
-        variables = {
+    def environment(self, **extra: str) -> dict[str, str]:
+        """A clean environment for nobody's grader: the project copy on the import path."""
+        return {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.home),
             "PYTHONPATH": str(self.project),
             "PYTHONDONTWRITEBYTECODE": "1",
             "TMPDIR": "/tmp",
-            **(env or {}),
+            **extra,
         }
+
+    def run(self, code: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Run `python -c code` as nobody, in the project copy, with a clean environment."""
+        variables = self.environment(**(env or {}))
         command = [*as_user(self.uid, self.gid), str(self.python), "-c", code]
         return subprocess.run(command, cwd=self.project, env=variables, capture_output=True, text=True, timeout=timeout)
 

@@ -228,5 +228,3 @@ def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progres
         tasks=tasks,
         memory="watchdog" if config.memory_mb else "",
     )
-
-
