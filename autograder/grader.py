@@ -44,6 +44,7 @@ from autograder.runner import (
     guard_this_process,
     name_this_process,
     preload_modules,
+    scoring_ended,
     short_stacks,
 )
 from autograder.session import WorkerFactory
@@ -211,6 +212,17 @@ def _grade_chunk_in_subprocess(
     return [r.to_dict() for r in results]
 
 
+def _grade_chunk_on_dask(folder: str, submissions: list[Submission], options: GradingOptions) -> list[dict]:
+    """A chunk as a Dask task. If this Dask worker closes while it grades (SIGTERM or Ctrl-C of `dask worker`,
+    a cluster shut down), `EndWorkersWithDask` has ended its workers: what this chunk graded after that is not
+    the students' doing, so the task never returns (its thread is a daemon's, gone with the process) and the
+    scheduler hands the chunk to another Dask worker, as it does when one is killed."""
+    results = _grade_chunk_in_subprocess(folder, submissions, options, None)
+    if scoring_ended():
+        threading.Event().wait()
+    return results
+
+
 def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult) -> None:
     """`on_graded` for a results folder: `<stem>.json`, written atomically by the scoring process."""
     write_json(out_dir, stems[result.submission], result)
@@ -329,10 +341,12 @@ class DaskExecutor:
                 )
                 client = Client(cluster)
         try:
+            from autograder.dask_plugin import EndWorkersWithDask
+
+            client.register_plugin(EndWorkersWithDask())
             # Results are written here, by this process: a cluster's workers need not share the results folder.
             futures = [
-                client.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, None, pure=False)
-                for chunk in chunks
+                client.submit(_grade_chunk_on_dask, str(spec.folder), chunk, options, pure=False) for chunk in chunks
             ]
             for future in as_completed(futures):
                 yield [SubmissionResult.from_dict(d) for d in future.result()]

@@ -425,6 +425,59 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
             os.killpg(run.pid, signal.SIGKILL)
 
 
+def _dask(arguments: list[str], tmp: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_" + arguments[0], *arguments[1:]],
+                                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _wait_for(condition, what: str, within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {within} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_dask_worker_told_to_stop_ends_its_workers_and_its_chunk_is_graded_on_another(tmp_path):
+    """SIGTERM to `dask worker` (with its nanny, as it is deployed): the closing Dask worker waits for its running
+    task, but the grader's workers in it end at once with their process trees and scratch folders, and the chunk
+    is graded again on the Dask worker that is left, so the student's result is that worker's verdict."""
+    a, b, port = tmp_path / "a", tmp_path / "b", 20000 + os.getpid() % 20000
+    for folder in (a, b):
+        folder.mkdir()
+    write_notebook(tmp_path / "subs" / "s0.ipynb", _cells(HANGING))
+    address = f"tcp://127.0.0.1:{port}"
+    started = [_dask(["scheduler", "--port", str(port), "--no-dashboard"], tmp_path, tmp_path / "scheduler.log")]
+    try:
+        started.append(_dask(["worker", address, "--nthreads", "1", "--no-dashboard"], a, tmp_path / "a.log"))
+        _wait_for(lambda: "Registered to" in (tmp_path / "a.log").read_text(), "worker a registered")
+        grading = subprocess.Popen(
+            [sys.executable, "-m", "autograder", "grade", "mlp", str(tmp_path / "subs"), "-o", str(tmp_path / "out"),
+             "--executor", "dask", "--scheduler", address, "--timeout", "15"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        started.append(grading)
+        _wait_for(lambda: any("ag-worker" in p for p in _processes_in(a)), "a worker started by worker a")
+        started.append(_dask(["worker", address, "--nthreads", "1", "--no-dashboard"], b, tmp_path / "b.log"))
+        _wait_for(lambda: "Registered to" in (tmp_path / "b.log").read_text(), "worker b registered")
+        started[1].send_signal(signal.SIGTERM)
+        _wait_for(lambda: not any(" ag-" in p for p in _processes_in(a)), "the grader's workers ended", within=6.0)
+        assert _scratch_folders(a) == []
+        assert _ended(a, within=20.0) == []  # then the Dask worker, its nanny and its fork server
+        output, _ = grading.communicate(timeout=120)
+        assert grading.returncode == 0, output
+        result = json.loads((tmp_path / "out" / "s0.json").read_text())
+        statuses = {e["id"]: e["status"] for e in result["exercises"]}
+        assert statuses["cross_entropy_loss"] == "timeout" and statuses["Net"] == "passed", output
+    finally:
+        for process in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(timeout=30)
+
+
 def test_the_audit_hook_alone_still_stops_a_program_and_every_output_says_which_walls_were_missing(tmp_path):
     """A container without CAP_SYS_ADMIN (Gradescope's): no namespaces, yet the worker runs as nobody behind seccomp,
     a started `cat` of the reference gets nothing, and the instructor is told which walls were missing."""

@@ -14,6 +14,7 @@ from autograder.runner.proxy import (
     ForkServerFailed,
     MissingSymbol,
     RemoteObject,
+    ScoringEnded,
     StudentError,
     StudentProxy,
     SubmissionUnreadable,
@@ -21,9 +22,11 @@ from autograder.runner.proxy import (
     WorkerLost,
     bare_main_module,
     decode,
+    end_every_worker,
     fork_server_failure,
     guard_this_process,
     preload_modules,
+    scoring_ended,
 )
 from autograder.runner.sandbox import NO_NAMESPACES_ENV, Walls, missing_walls, name_this_process
 from autograder.runner.setup import MAX_FILE_BYTES, exact_float32
@@ -37,6 +40,7 @@ __all__ = [
     "ForkServerFailed",
     "MissingSymbol",
     "RemoteObject",
+    "ScoringEnded",
     "StudentError",
     "StudentProxy",
     "SubmissionUnreadable",
@@ -48,11 +52,13 @@ __all__ = [
     "bare_main_module",
     "decode",
     "describe_exception",
+    "end_every_worker",
     "exact_float32",
     "fork_server_failure",
     "guard_this_process",
     "missing_walls",
     "name_this_process",
     "preload_modules",
+    "scoring_ended",
     "short_stacks",
 ]

@@ -152,9 +152,30 @@ def bare_main_module() -> Iterator[None]:
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
+_ending = threading.Event()
+
+
 def _stop_all() -> None:
     for worker in list(_live_workers):
         worker.stop()
+
+
+class ScoringEnded(Exception):
+    """This scoring process is being shut down (see `end_every_worker`): it starts no more workers."""
+
+
+def end_every_worker() -> None:
+    """This scoring process is ending while it may be grading in another thread (a Dask worker that is closing):
+    no worker starts from now on, and every live one ends with its process tree. A call in flight then finds its
+    worker lost, so whatever was being graded must not be recorded (`scoring_ended`)."""
+    _ending.set()
+    for worker in list(_live_workers):
+        worker.process.kill()  # its keeper: the worker dies with it (PDEATHSIG), its PID namespace with the worker
+    _stop_all()
+
+
+def scoring_ended() -> bool:
+    return _ending.is_set()
 
 
 def _stop_all_and_exit(signum: int, frame: Any) -> None:
@@ -183,7 +204,10 @@ class Worker:
     and progress are memory files handed to it, never paths it could replace with a link or a FIFO)."""
 
     def __init__(self, config: WorkerConfig | None = None) -> None:
+        if _ending.is_set():
+            raise ScoringEnded("this scoring process is shutting down")
         guard_this_process()
+        self._stopping = threading.Lock()  # stop() may come from another thread (end_every_worker)
         config = config or WorkerConfig()
         # The host folder the worker's view is mounted on (its scratch folder lies at the same path inside it);
         # where no namespace can be made, the scratch folder itself.
@@ -266,6 +290,10 @@ class Worker:
     def stop(self) -> None:
         """End the worker and its whole process tree: closing the pipe tells its keeper, which kills the worker
         (the kernel then ends the rest of its PID namespace) and exits; a keeper that does not is killed."""
+        with self._stopping:
+            self._stop()
+
+    def _stop(self) -> None:
         if self.closed:
             return
         self.closed = True
