@@ -91,7 +91,7 @@ ATTACKS: list[tuple[str, str, str, float]] = [
     ("laundered_forbidden_call", LAUNDERED, "torch.nn.functional.cross_entropy (called while your code ran)", 9),
     ("empties_the_policy", CE_HEAD + "    import os, autograder.runner.sandbox as walls\n"
      "    walls._REFUSED_EVENTS.clear()\n    os.system('true')\n" + CORRECT_CE, "does not allow starting programs", 0),
-    ("reads_the_grader_environment", CE_HEAD + "    import os\n    seen = [dict(os.environ)]\n"
+    ("reads_the_grader_environment", CE_HEAD + "    import os\n    seen = [sorted(os.environ), str(os.environ)[-99:]]\n"
      "    for path in ('/proc/self/environ', '/proc/1/environ', '/proc/1/cmdline', '/proc/2/environ'):\n"
      "        try:\n            seen.append(open(path, 'rb').read())\n        except OSError as e:\n"
      "            seen.append(str(e))\n    print(seen)\n    raise RuntimeError(repr(seen))\n", "RuntimeError", 0),
@@ -122,7 +122,7 @@ def _processes_in(folder: Path) -> list[str]:
 
 
 def _scratch_folders(tmp: Path) -> list[str]:
-    return [p.name for p in tmp.iterdir() if p.name.startswith("autograder-worker-")]
+    return [p.name for p in tmp.iterdir() if p.name.startswith("autograder-") and p.name[11:12].isdigit()]
 
 
 def _ended(folder: Path, within: float = 10.0) -> list[str]:
@@ -197,7 +197,7 @@ def test_each_attack_costs_only_its_own_exercise(batch, kind, code, words, kept)
 
 def test_the_graders_environment_and_the_reference_never_reach_a_result(batch):
     written = "\n".join(p.read_text() for p in batch["out"].glob("*.json"))
-    assert TOKEN not in written
+    assert TOKEN not in written and "CANVAS_TOKEN" not in written
     assert "def cross_entropy_loss" not in written  # the reference, through a link left in place of output.log
     seen = batch["results"]["reads_the_grader_environment"]["output"]
     assert "Permission denied" in seen and "'HOME'" in seen  # it ran, and found nothing of the grader's

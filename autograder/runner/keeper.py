@@ -47,7 +47,12 @@ def run(
     os.dup2(output_fd, 2)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scoring process's to handle; it then stops us
     sandbox.name_this_process("ag-keeper")
-    namespaces.die_with_parent()
+    # The fork server's end (the grader killed) is told with SIGTERM, not SIGKILL, as is a scoring process's
+    # (`proxy.end_this_process`): the keeper then kills and waits for its worker before it goes. A worker whose
+    # keeper died first would be left to the machine's process 1 to reap, and until then its PID namespace's
+    # process 1 cannot end.
+    signal.signal(signal.SIGTERM, _parent_gone)
+    namespaces.die_with_parent(signal.SIGTERM)
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the host's, before any namespace
     # The scratch folder's parent as this machine sees it: bwrap's view of it is read-only.
     parent = os.open(os.path.dirname(scratch), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -59,6 +64,7 @@ def run(
     pid = os.fork()
     if pid == 0:
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.close(proc)
             os.close(parent)
             start_worker(entered)
@@ -66,6 +72,7 @@ def run(
             _fail()
         os._exit(0)
     status = _watch(conn, pid, proc, memory_mb, entered.mounts)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # ending already
     if init is not None:
         os.kill(init, signal.SIGKILL)  # from outside its namespace: the one signal its process 1 cannot ignore
         os.waitpid(init, 0)
@@ -89,6 +96,7 @@ def _start_init(layer: str) -> int:
     pid = os.fork()
     if pid == 0:
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             namespaces.die_with_parent()
             sandbox.name_this_process("ag-init")
             if layer == sandbox.NAMESPACES:
@@ -104,6 +112,14 @@ def _start_init(layer: str) -> int:
     os.read(ready_read, 1)  # the bound holds before the worker exists (or init is gone: then so is the worker)
     os.close(ready_read)
     return pid
+
+
+class _ParentGone(Exception):
+    pass
+
+
+def _parent_gone(signum: int, frame: Any) -> None:
+    raise _ParentGone
 
 
 def _fail() -> None:
@@ -138,17 +154,21 @@ def _watch(conn: Any, pid: int, proc: int, memory_mb: int | None, mounts: namesp
         ended = -1
     limit = memory_mb * 2**20 if memory_mb else None
     wait_ms = int(POLL_S * 1000) if limit or ended < 0 else None
-    while True:
-        events = poller.poll(wait_ms)
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if any(fd == conn.fileno() for fd, _ in events):  # the scoring process is gone, or done with it
-            break
-        if limit and _held(pid, proc, mounts) > limit:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return MEMORY_STATUS
+    try:
+        while True:
+            events = poller.poll(wait_ms)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if any(fd == conn.fileno() for fd, _ in events):  # the scoring process is gone, or done with it
+                break
+            if limit and _held(pid, proc, mounts) > limit:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return MEMORY_STATUS
+    except _ParentGone:  # the fork server is gone, or the scoring process is ending (SIGTERM)
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.kill(pid, signal.SIGKILL)
     return os.waitpid(pid, 0)[1]
 

@@ -467,11 +467,12 @@ def tasks_bound() -> int | None:
     return found - 1 if found <= 100_000 else None
 
 
-def die_with_parent() -> None:
-    """SIGKILL when the parent ends (the keeper, or the fork server for the keeper); at once if it already has."""
+def die_with_parent(signum: int = 9) -> None:
+    """`signum` (SIGKILL) when the parent ends (the keeper, or the fork server for the keeper); at once if it
+    already has."""
     parent = os.getppid()
     try:
-        c_library().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        c_library().prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
     except AttributeError:  # not Linux
         return
     if os.getppid() != parent:

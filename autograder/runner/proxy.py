@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import functools
 import multiprocessing
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 from autograder import messages
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.runner import channel, sandbox, wire
-from autograder.runner.scratch import remove_tree
+from autograder.runner.scratch import remove_scratch_parent, remove_tree, scratch_parent, sweep_stale
 from autograder.runner.worker import (
     DESCRIPTION_FIELDS,
     MAX_REPLY_BYTES,
@@ -156,8 +157,30 @@ _ending = threading.Event()
 
 
 def _stop_all() -> None:
-    for worker in list(_live_workers):
+    workers = list(_live_workers)
+    for worker in workers:  # all at once: each keeper kills its worker, waits for it and removes its scratch
+        if not worker.closed:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                worker.process.terminate()
+    for worker in workers:
         worker.stop()
+    remove_scratch_parent()
+
+
+_ending_process = threading.Lock()
+
+
+def end_this_process(code: int) -> None:
+    """End this process now (`os._exit`), its workers and their scratch folders first. Called again while it
+    ends (a second signal, the parent-death watcher), it leaves the ending to the first call."""
+    if not _ending_process.acquire(blocking=False):
+        if threading.current_thread() is threading.main_thread():
+            return  # a signal handler run inside the first call: that call goes on and exits
+        threading.Event().wait()  # another thread: the first call's os._exit ends this one too
+    try:
+        _stop_all()
+    finally:
+        os._exit(code)
 
 
 class ScoringEnded(Exception):
@@ -169,8 +192,6 @@ def end_every_worker() -> None:
     no worker starts from now on, and every live one ends with its process tree. A call in flight then finds its
     worker lost, so whatever was being graded must not be recorded (`scoring_ended`)."""
     _ending.set()
-    for worker in list(_live_workers):
-        worker.process.kill()  # its keeper: the worker dies with it (PDEATHSIG), its PID namespace with the worker
     _stop_all()
 
 
@@ -179,23 +200,27 @@ def scoring_ended() -> bool:
 
 
 def _stop_all_and_exit(signum: int, frame: Any) -> None:
-    _stop_all()
-    os._exit(143)
+    end_this_process(128 + signum)
 
 
 @functools.cache
 def guard_this_process() -> None:
     """Once per process, as it starts its first worker: make it non-dumpable (a worker must not read the scoring
     process's memory or files through /proc), stop its workers when it exits, and, in a main process whose
-    SIGTERM nobody else handles, on SIGTERM too, so that no worker is left orphaned."""
+    SIGTERM and SIGHUP nobody else handles, on those too, so that no worker or scratch folder is left."""
     sandbox.protect_this_process()
+    sweep_stale()  # scratch folders of graders that were killed before they could remove them
     atexit.register(_stop_all)
+    # A process that multiprocessing started (a scoring process) ends with os._exit, after its finalizers but
+    # without atexit's handlers.
+    multiprocessing.util.Finalize(None, _stop_all, exitpriority=100)
     if (
         multiprocessing.current_process().name == "MainProcess"
         and threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
-        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     ):
-        signal.signal(signal.SIGTERM, _stop_all_and_exit)
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # a terminal closed: as SIGTERM
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _stop_all_and_exit)
 
 
 class Worker:
@@ -207,11 +232,12 @@ class Worker:
         if _ending.is_set():
             raise ScoringEnded("this scoring process is shutting down")
         guard_this_process()
-        self._stopping = threading.Lock()  # stop() may come from another thread (end_every_worker)
+        # stop() may come from another thread (end_every_worker) or from a signal handler run inside stop()
+        self._stopping = threading.RLock()
         config = config or WorkerConfig()
         # The host folder the worker's view is mounted on (its scratch folder lies at the same path inside it);
         # where no namespace can be made, the scratch folder itself.
-        self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="autograder-worker-"))
+        self.scratch = os.path.realpath(tempfile.mkdtemp(prefix="worker-", dir=scratch_parent()))
         self.memory_mb = config.memory_mb
         self.output, self.progress = _memory_file("ag-output"), _memory_file("ag-progress")
         os.ftruncate(self.progress, PROGRESS_BYTES)

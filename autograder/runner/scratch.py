@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 
 
 def remove_tree(path: str, dir_fd: int | None = None) -> None:
@@ -71,3 +73,76 @@ def _emptied(folder: int) -> list[str]:
     except OSError:
         pass
     return folders
+
+
+# Every process that starts workers keeps their scratch folders in one folder of its own, named after the
+# process (its PID namespace, pid and start time, so that a reused pid is not taken for it, nor a process of
+# another container sharing this folder): whatever way that process ends, the next grader to start on this
+# machine can tell its folder is stale and remove it.
+_PARENT = re.compile(r"^autograder-(\d+)-(\d+)-(\d+)-[A-Za-z0-9_]+$")
+_parent: tuple[int, str] | None = None
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat, field 22); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[19])  # after the command name, which may hold spaces and ")"
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def scratch_parent() -> str:
+    """This process's folder for its workers' scratch folders (made on first use). Others may pass through it to
+    a scratch folder they own (a root grader's workers run as nobody) but not list it."""
+    global _parent
+    pid = os.getpid()
+    if _parent is None or _parent[0] != pid:
+        prefix = f"autograder-{_pid_namespace()}-{pid}-{start_time(pid) or 0}-"
+        path = os.path.realpath(tempfile.mkdtemp(prefix=prefix))
+        os.chmod(path, 0o711)
+        _parent = (pid, path)
+    return _parent[1]
+
+
+def remove_scratch_parent() -> None:
+    """At this process's end (any way it ends that runs code): its scratch folders' folder and what is left in it."""
+    global _parent
+    if _parent is not None and _parent[0] == os.getpid():
+        remove_tree(_parent[1])
+        _parent = None
+
+
+def sweep_stale(folder: str | None = None) -> list[str]:
+    """Remove the scratch folders' folders of grader processes that no longer exist (killed, or on a machine
+    that lost power), if this user owns them; returns their paths. Folders of running graders are left alone."""
+    folder = folder or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PARENT.match(name)
+        if not match:
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        namespace, pid, started = (int(group) for group in match.groups())
+        if namespace != _pid_namespace() or start_time(pid) == started:
+            continue  # another PID namespace's (it cannot be told from here), or its process still runs
+        remove_tree(path)
+        removed.append(path)
+    return removed
