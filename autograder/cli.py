@@ -24,6 +24,7 @@ from autograder.text import shown
 EXIT_OK = 0
 EXIT_INVALID = 1  # `validate` found problems
 EXIT_TOOL_ERROR = 2
+EXIT_NOT_GRADED = 3  # grading ended, but some submissions were not graded by a fault of the grader's
 EXIT_INTERRUPTED = 130
 ASSIGNMENT_HELP = "a built-in assignment's name or a path to an assignment folder"
 RESULTS_HELP = "results folder written by `autograder grade`"
@@ -371,7 +372,19 @@ def print_batch(console: Console, batch: Batch, quiet: bool) -> None:
         console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
-def cmd_grade(args: argparse.Namespace, console: Console) -> None:
+def not_graded_note(console: Console, results: Sequence[SubmissionResult], out: Path | None) -> int | None:
+    """Say which submissions the grader failed (never a student's zero) and how to grade them; the exit status."""
+    ungraded = [r for r in results if not r.graded]
+    if not ungraded:
+        return None
+    names = ", ".join(shown(r.submission) for r in ungraded[:10]) + (", ..." if len(ungraded) > 10 else "")
+    text = messages.BATCH_NOT_GRADED.format(n=len(ungraded), names=names, problem=ungraded[0].not_graded or "")
+    console.print(text + (f" {messages.RESUME_HINT.format(out=out)}" if out else ""), style="yellow",
+                  markup=False, soft_wrap=True)  # fmt: skip
+    return EXIT_NOT_GRADED
+
+
+def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
     options = options_from_args(args)
     executor: Executor | None = None
     if args.executor == "dask":
@@ -385,15 +398,19 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> None:
     if batch.kept:
         console.print(messages.EARLIER_RESULTS.format(n=len(batch.kept), out=args.out), markup=False, soft_wrap=True)
     console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).", markup=False)
+    return not_graded_note(console, batch.results, args.out)
 
 
-def cmd_demo(args: argparse.Namespace, console: Console) -> None:
+def cmd_demo(args: argparse.Namespace, console: Console) -> int | None:
     options = options_from_args(args)
+    status = None
     for name in builtin_names():
         batch = run_with_progress(console, name, [EXAMPLES_DIR / name], args.out / name, options, args.jobs)
         print_batch(console, batch, args.quiet)
+        status = not_graded_note(console, batch.results, None) or status
         console.print()
     console.print(f"Results written to {args.out}/<assignment>/.", markup=False)
+    return status
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> None:

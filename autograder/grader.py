@@ -27,8 +27,8 @@ from autograder.pytest_plugin import GradingPlugin
 from autograder.results import (
     SubmissionResult,
     atomic_write,
-    error_result,
     grades_csv,
+    not_graded_result,
     one_assignment,
     ordered,
     read_result,
@@ -39,6 +39,7 @@ from autograder.runner import (
     FORK_SERVER_PRELOAD,
     Worker,
     bare_main_module,
+    end_this_process,
     exact_float32,
     fork_server_failure,
     guard_this_process,
@@ -171,7 +172,7 @@ def grade_chunk(
     graded = {r.submission for r in plugin.results}
     for sub in submissions:  # a submission pytest never reached still gets a result that says why
         if sub.name not in graded:
-            lost = error_result(spec, sub.name, sub.path, messages.NOT_GRADED, options.device)
+            lost = not_graded_result(spec, sub.name, sub.path, messages.NOT_GRADED, options.device)
             plugin.results.append(lost)
             if on_result:
                 on_result(lost)
@@ -286,6 +287,8 @@ def _start_scoring_process(submitter: int) -> None:
     graded is already on disk, and `--resume` grades the rest."""
     name_this_process("ag-scoring")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the submitter decides
+    # The pool terminates its processes on an error exit: their workers and scratch folders end with them.
+    signal.signal(signal.SIGTERM, lambda signum, frame: end_this_process(143))
 
     def watch() -> None:
         try:
@@ -296,11 +299,11 @@ def _start_scoring_process(submitter: int) -> None:
                 try:
                     os.kill(submitter, 0)
                 except ProcessLookupError:
-                    os._exit(1)
+                    end_this_process(1)
                 except PermissionError:
                     pass
         select.select([handle], [], [])  # readable once the submitting process has exited
-        os._exit(1)
+        end_this_process(1)
 
     threading.Thread(target=watch, name="watch-submitter", daemon=True).start()
 
@@ -449,8 +452,8 @@ def _graded_before(
         result = read_result(out_dir / f"{stems[sub.name]}.json")
         if result is None:
             continue
-        reached = messages.NOT_GRADED not in result.errors  # one that was never reached is graded again
-        if result.assignment == spec.name and result.submission == sub.name and reached:
+        # one the grader did not grade (never reached, or a worker that could not start) is graded again
+        if result.assignment == spec.name and result.submission == sub.name and result.graded:
             found.append(result)
     return found
 

@@ -149,6 +149,19 @@ NO_CUDA = "--device cuda was requested but CUDA is not available on this machine
 BAD_DEVICE = "--device must be auto, cpu or cuda; got {device!r}"
 CHECKS_BROKEN = "The checks could not be collected ({where}):\n{problem}"
 PYTEST_FAILED = "pytest stopped with exit code {code} while running the checks in {checks}"
+GRADER_FAULT = (
+    "Not graded: the grader could not start the process that runs this code, twice ({problem}). This is a "
+    "problem of the grading machine, not of the submission; fix it and grade again with --resume."
+)
+BATCH_NOT_GRADED = (
+    "{n} submission(s) were not graded, by a fault of the grader and not of the students: {names} ({problem})."
+)
+RESUME_HINT = "Once it is fixed, grade them with the same command and --resume (results in {out}/ are kept)."
+EXPORT_NOT_GRADED = (
+    "{n} result(s) were not graded by a fault of the grader and are left out (no grade, not a zero): {names}. "
+    "Grade them again with `autograder grade ... --resume` into the same folder, then export again."
+)
+EXPORT_NOTHING_GRADED = "{results}: no result there was graded (every one failed by a fault of the grader)"
 NOT_GRADED = "The grader stopped before reaching this submission; grade it again."
 NO_SUBMISSIONS = "No submissions (.ipynb, .py, or zips of them) found in {paths}"
 EXERCISE_ABANDONED = "Not run: an earlier check of this exercise was stopped. {first}"

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from autograder.results import CheckResult, SubmissionResult, atomic_write
+from autograder.results import NOT_GRADED, CheckResult, SubmissionResult, atomic_write
 
 STATUS_WORDS = {
     "passed": "passed",
@@ -24,6 +24,7 @@ STATUS_WORDS = {
     "missing": "not found in your notebook",
     "error": "could not be graded",
     "timeout": "ran out of time",
+    NOT_GRADED: "not graded yet (a problem of the grading machine)",
 }
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -37,7 +38,7 @@ img{max-width:100%}
 # -- feedback -----------------------------------------------------------------------------------------------------
 def feedback_markdown(result: SubmissionResult, title: str = "", student: str = "") -> str:
     lines = [f"# {title or result.assignment}: feedback for {student or result.submission}", ""]
-    lines.append(f"**Score: {_num(result.score)} / {_num(result.max_score)}**")
+    lines.append(f"**{_score_line(result)}**")
     lines += ["", "| Exercise | Score | Status |", "|---|---:|---|"]
     for e in result.exercises:
         lines.append(f"| {e.id} | {_num(e.score)} / {_num(e.max_score)} | {STATUS_WORDS.get(e.status, e.status)} |")
@@ -55,11 +56,17 @@ def feedback_markdown(result: SubmissionResult, title: str = "", student: str = 
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _score_line(result: SubmissionResult) -> str:
+    if not result.graded:
+        return f"Not graded yet (out of {_num(result.max_score)}): a problem of the grading machine, not yours"
+    return f"Score: {_num(result.score)} / {_num(result.max_score)}"
+
+
 def feedback_html(result: SubmissionResult, title: str = "", student: str = "") -> str:
     heading = f"{title or result.assignment}: feedback for {student or result.submission}"
     parts = [
         f"<h1>{_h(heading)}</h1>",
-        f"<p><strong>Score: {_num(result.score)} / {_num(result.max_score)}</strong></p>",
+        f"<p><strong>{_h(_score_line(result))}</strong></p>",
     ]
     rows = "".join(
         f"<tr><td>{_h(e.id)}</td><td class='num'>{_num(e.score)} / {_num(e.max_score)}</td>"
@@ -126,6 +133,8 @@ def check_failure_rates(results: Sequence[SubmissionResult]) -> list[tuple[str, 
 def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
     if not results:
         raise ValueError("a class report needs at least one result")
+    ungraded = sum(not r.graded for r in results)
+    results = [r for r in results if r.graded] or list(results)  # a result with no score is no zero
     totals = [r.score for r in results]
     max_score = results[0].max_score
     by_exercise: dict[str, list[float]] = defaultdict(list)
@@ -139,7 +148,9 @@ def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
         f"<h1>{_h(title)}: class report</h1>",
         f"<p id='summary'>{len(results)} submissions; mean {_num(round(statistics.mean(totals), 2))}, median "
         f"{_num(statistics.median(totals))} of {_num(max_score)}; "
-        f"{sum(t >= max_score for t in totals)} with full marks.</p>",
+        f"{sum(t >= max_score for t in totals)} with full marks"
+        + (f"; {ungraded} not graded (a problem of the grader; grade them again with --resume)" if ungraded else "")
+        + ".</p>",
         "<h2>Scores</h2>",
         _img("histogram", "histogram of total scores", _histogram(totals, max_score)),
         "<h2>Exercises</h2>",

@@ -27,7 +27,7 @@ import torch
 
 from autograder import messages
 from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
-from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result
+from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result, not_graded_result
 from autograder.runner import (
     ForkServerFailed,
     MissingSymbol,
@@ -37,7 +37,7 @@ from autograder.runner import (
     Worker,
     WorkerLost,
 )
-from autograder.session import SubmissionSession, WorkerFactory
+from autograder.session import GraderFault, SubmissionSession, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions
 
@@ -111,7 +111,7 @@ def explain_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> tupl
         return str(exc), "failed", ""
     if isinstance(exc, WorkerLost):
         return str(exc), "timeout" if exc.kind in ("timeout", "budget") else "error", exc.detail
-    if isinstance(exc, SubmissionUnreadable):
+    if isinstance(exc, (SubmissionUnreadable, GraderFault)):
         return str(exc), "error", ""
     if isinstance(exc, AssertionError):
         text = str(exc)
@@ -264,6 +264,8 @@ class GradingPlugin:
         assert self.spec is not None
         if sub.error:
             result = error_result(self.spec, sub.name, sub.path, sub.error, self.options.device)
+        elif session.fault:  # the grader's fault, not the student's: written as not graded
+            result = not_graded_result(self.spec, sub.name, sub.path, session.fault, self.options.device)
         else:
             exercises = []
             for exercise in self.spec.exercises:

@@ -61,6 +61,13 @@ class SubmissionResult:
     isolation: str = ""  # the namespace layer the code ran behind, or "audit-hook" (see runner/sandbox.py)
     worker_peak_mb: float = 0.0  # peak resident memory of the worker that finished the submission
     walls: dict[str, Any] = field(default_factory=dict)  # every wall it ran behind (runner/sandbox.Walls)
+    # Why the grader could not grade it, by a fault of its own (a worker that could not start, a batch stopped
+    # before it): never the student's zero. Tables, grade sheets, exports and --resume treat it as not graded.
+    not_graded: str = ""
+
+    @property
+    def graded(self) -> bool:
+        return not self.not_graded and NOT_GRADED_BEFORE not in self.errors
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         return next(e for e in self.exercises if e.id == exercise_id)
@@ -103,6 +110,19 @@ def error_result(spec: AssignmentSpec, submission: str, path: str, error: str, d
     check = CheckResult("submission", 0.0, 0.0, False, False, error, "error")
     exercises = tuple(ExerciseResult(e.id, 0.0, e.points, "error", (check,)) for e in spec.exercises)
     return SubmissionResult(submission, spec.name, 0.0, spec.max_score, device, 0.0, (error,), exercises, path)
+
+
+NOT_GRADED = "not graded"  # the status of every exercise of a result the grader could not grade
+NOT_GRADED_BEFORE = messages.NOT_GRADED  # how results of earlier versions said so (in `errors`)
+
+
+def not_graded_result(spec: AssignmentSpec, submission: str, path: str, reason: str, device: str) -> SubmissionResult:
+    """The result of a submission the grader could not grade by its own fault: no score is given."""
+    check = CheckResult("submission", 0.0, 0.0, False, False, reason, "error")
+    exercises = tuple(ExerciseResult(e.id, 0.0, e.points, NOT_GRADED, (check,)) for e in spec.exercises)
+    return SubmissionResult(
+        submission, spec.name, 0.0, spec.max_score, device, 0.0, (reason,), exercises, path, not_graded=reason
+    )
 
 
 def write_json(out_dir: Path, stem: str, result: SubmissionResult) -> Path:
@@ -189,6 +209,9 @@ def grades_csv(spec: AssignmentSpec, results: Iterable[SubmissionResult]) -> str
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["submission", *spec.exercise_ids, "total", "max_total"])
     for result in results:
+        if not result.graded:  # no score at all, rather than a zero the student did not earn
+            writer.writerow([result.submission, *("" for _ in spec.exercise_ids), "", _num(result.max_score)])
+            continue
         scores = {e.id: e.score for e in result.exercises}
         writer.writerow(
             [

@@ -12,6 +12,8 @@ from autograder import messages
 from autograder.options import GradingOptions, worker_config
 from autograder.runner import (
     MAX_FILE_BYTES,
+    ForkServerFailed,
+    ScoringEnded,
     StudentError,
     SubmissionUnreadable,
     Worker,
@@ -23,6 +25,12 @@ from autograder.submission import Submission
 
 MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
 MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
+SETUP_TRIES = 2  # a worker that cannot start is the grader's problem: tried again once, then not graded
+
+
+class GraderFault(Exception):
+    """The grader could not grade this submission by a fault of its own (its worker could not start, twice):
+    the submission is written as not graded, never as the student's zero."""
 
 
 class StudentRunner(Protocol):
@@ -56,6 +64,8 @@ class SubmissionSession:
         self.defined: set[str] = set()
         self.load_errors: list[str] = []
         self.fatal: WorkerLost | None = None  # set once the code cannot be loaded at all
+        self.fault = ""  # set once the grader could not start a worker for it (GraderFault)
+        self.setup_failures: list[str] = []
         self.restarts = 0
         self.exercise = ""  # the exercise whose check is running
         self.call_seed = 0  # seeds every call into student code during the running check
@@ -75,6 +85,8 @@ class SubmissionSession:
     def ensure_worker(self) -> None:
         if self.submission.error:
             raise SubmissionUnreadable(self.submission.error)
+        if self.fault:
+            raise GraderFault(self.fault)
         if self.fatal is not None:
             raise WorkerLost(self.fatal.kind, self.fatal.args[0], self.fatal.detail)
         if self.worker is not None and self.worker.alive:
@@ -87,12 +99,21 @@ class SubmissionSession:
         cells = [(cell.index, cell.source) for cell in self.submission.cells]
         config = worker_config(self.options, self.helpers)
         while True:
-            self.worker = self.worker_factory(config)
+            try:
+                self.worker = self.worker_factory(config)
+            except (ForkServerFailed, ScoringEnded):
+                raise  # no worker can start in this process at all: the batch stops
+            except Exception as exc:  # e.g. no room for its scratch folder, a daemonic Dask worker
+                self._could_not_start(f"{type(exc).__name__}: {exc}")
+                continue
             try:
                 skip = tuple((cell, number) for cell, number, _ in self.skipped)
                 reply = self.worker.request("load", cells, self.options.execute, skip, timeout=self._time_left())
                 break
             except WorkerLost as lost:
+                if lost.kind == "setup":  # it died before it could run a line of the student's
+                    self._could_not_start(lost.detail or str(lost))
+                    continue
                 where = self.worker.stopped_at
                 self._collect_output()
                 if lost.kind == "budget" or where is None or len(self.skipped) >= MAX_SKIPPED_STATEMENTS:
@@ -111,6 +132,13 @@ class SubmissionSession:
         self.defined = set(loaded["defined"])
         if self.restarts == 0:
             self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]
+
+    def _could_not_start(self, problem: str) -> None:
+        """A worker failed to start: try once more; the second time, the submission is not graded."""
+        self.setup_failures.append(problem.strip().splitlines()[-1][:500] if problem.strip() else "unknown")
+        if len(self.setup_failures) >= SETUP_TRIES:
+            self.fault = messages.GRADER_FAULT.format(problem=self.setup_failures[-1])
+            raise GraderFault(self.fault)
 
     def _time_left(self) -> float:
         """The per-call timeout, or less when the submission's time budget is nearly spent."""

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from autograder import messages
 from autograder.paths import builtin_names
-from autograder.results import ExerciseResult, SubmissionResult, ordered
+from autograder.results import NOT_GRADED, ExerciseResult, SubmissionResult, ordered
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.submission import SUFFIXES, Submission, load_path
 from autograder.text import shown
@@ -28,6 +28,7 @@ STATUS_STYLE = {
     "missing": "magenta",
     "error": "red",
     "timeout": "red",
+    NOT_GRADED: "dim",
 }
 MAX_TABLE_ROWS = 60  # more submissions than this: one aggregate row per exercise instead
 _QUOTED = re.compile(r"'([^']+)'")  # the symbol names in messages.MISSING_ONE / MISSING_MANY
@@ -65,11 +66,14 @@ def summary_table(
         return aggregate_table(table, exercise_ids, results)
     for result in ordered(results):
         name = Text(shown(result.submission))  # a file name is the student's text, and never markup
-        table.add_row(name, *(_cell(e.score, e.status, plain) for e in result.exercises), f"{result.score:.4g}")
+        total = f"{result.score:.4g}" if result.graded else "-"
+        table.add_row(name, *(_cell(e.score, e.status, plain) for e in result.exercises), total)
     return table
 
 
 def _cell(score: float, status: str, plain: bool) -> str:
+    if status == NOT_GRADED:  # no score: the grader's fault, not a zero
+        return "- not graded" if plain else f"[{STATUS_STYLE[status]}]- not graded[/]"
     if plain:
         return f"{score:.4g}" if status == "passed" else f"{score:.4g} {status}"
     note = "" if status in ("passed", "partial", "failed") else f" {status}"
@@ -118,13 +122,14 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
 def aggregate_table(table: Table, exercise_ids: Sequence[str], results: Sequence[SubmissionResult]) -> Table:
     """For big batches: mean score and status counts per exercise instead of one row per submission."""
     means, counts = [], []
+    graded = [r for r in results if r.graded] or list(results)  # means of the graded only
     for exercise_id in exercise_ids:
-        exercises = [r.exercise(exercise_id) for r in results]
+        exercises = [r.exercise(exercise_id) for r in graded]
         means.append(f"{sum(e.score for e in exercises) / len(exercises):.2f}")
-        tally = Counter(e.status for e in exercises)
+        tally = Counter(r.exercise(exercise_id).status for r in results)
         counts.append(", ".join(f"{n} {s}" for s, n in tally.most_common()))
-    total = sum(r.score for r in results) / len(results)
-    table.add_row(f"mean of {len(results)}", *means, f"{total:.2f}")
+    total = sum(r.score for r in graded) / len(graded)
+    table.add_row(f"mean of {len(graded)}", *means, f"{total:.2f}")
     table.add_row("statuses", *counts, "")
     return table
 

@@ -39,6 +39,13 @@ def cmd_intake(args: argparse.Namespace, console: Console) -> None:
 def cmd_export(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
     _title(results, args.assignment)  # refuses results of another assignment than the one named
+    ungraded = sorted(stem for stem, result in results.items() if not result.graded)
+    if ungraded:  # no grade at all rather than a zero: the grader, not the student, failed them
+        console.print(messages.EXPORT_NOT_GRADED.format(n=len(ungraded), names=", ".join(ungraded[:10])),
+                      markup=False, soft_wrap=True)  # fmt: skip
+        results = {stem: result for stem, result in results.items() if result.graded}
+        if not results:
+            raise lms.LmsError(messages.EXPORT_NOTHING_GRADED.format(results=args.results))
     if args.format == "gradescope":
         for stem, result in results.items():
             atomic_write(args.out / stem / "results.json", json.dumps(lms.gradescope_results(result), indent=2) + "\n")
@@ -83,7 +90,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> None:
 def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
     """Grade the one submission Gradescope put in --submission-dir; write its results.json, whatever happens:
     Gradescope shows a missing results.json as an autograder failure, not as a message to the student."""
-    from autograder.grader import grade
+    from autograder.grader import GradingError, grade
 
     spec = load_assignment(args.assignment)
     files = sorted(p.relative_to(args.submission_dir).as_posix() for p in args.submission_dir.rglob("*") if p.is_file())
@@ -101,6 +108,10 @@ def cmd_gradescope(args: argparse.Namespace, console: Console) -> None:
         message = messages.GRADESCOPE_NOT_GRADED.format(file=chosen, problem=f"{type(exc).__name__}: {exc}")
         atomic_write(args.results_file, json.dumps(lms.gradescope_failure(message), indent=2) + "\n")
         raise
+    if not result.graded:  # the grader's own fault: the student is told so, not given a zero for it
+        message = messages.GRADESCOPE_NOT_GRADED.format(file=chosen, problem=result.not_graded)
+        atomic_write(args.results_file, json.dumps(lms.gradescope_failure(message), indent=2) + "\n")
+        raise GradingError(message)
     atomic_write(args.results_file, json.dumps(lms.gradescope_results(result, note), indent=2) + "\n")
     console.print(f"{chosen}: {lms.summary_line(result)}", markup=False, soft_wrap=True)
     missing = missing_walls(result.walls)
