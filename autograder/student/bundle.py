@@ -54,6 +54,7 @@ UNRECORDABLE = (
     "received different inputs for different submissions (it depends on the student's answers, or on random state "
     "earlier checks left behind). Make its reference inputs fixed (seeded), or make the check hidden."
 )
+NOT_RECORDED = "{spec}: the public checks could not be run on this machine, so nothing can be recorded: {problem}"
 REFERENCE_FAILS = "{spec}: the reference solutions fail public checks, so nothing can be recorded: {failed}"
 REPLAY_DIFFERS = (
     "{spec}: graded from the recording, the public check {check} gives {submission} a different verdict or message "
@@ -161,6 +162,9 @@ def record(spec: AssignmentSpec, work: Path, submissions: list[Submission], opti
         recorder = recording.recorder_for(str(spec.reference_path))
     finally:
         recording.forget_recorder(str(spec.reference_path))
+    unmade = [r for r in results if not r.graded]
+    if unmade:  # the grader could not run them: say so, rather than blame the references
+        raise BundleError(NOT_RECORDED.format(spec=spec.folder, problem=unmade[0].not_graded))
     failed = [f"{e.id}: {t.name}" for e in results[0].exercises for t in e.tests if not t.passed and t.counts]
     if failed:
         raise BundleError(REFERENCE_FAILS.format(spec=spec.folder, failed=failed))
