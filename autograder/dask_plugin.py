@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from distributed import WorkerPlugin
@@ -20,3 +23,18 @@ class EndWorkersWithDask(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         end_every_worker()
+
+
+@contextlib.contextmanager
+def quiet_client() -> Iterator[None]:
+    """While a batch runs: the client's and its connections' own error logs (a traceback per failed reconnect)
+    are left out; a lost scheduler is reported once, by `grade`, with what was kept."""
+    loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.comm", "distributed.core")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import math
 import multiprocessing
 import os
 import select
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +61,14 @@ MAX_CHUNK = 8
 
 class GradingError(RuntimeError):
     """The grader itself cannot run (bad checks, bad options); distinct from a submission's failure."""
+
+
+class ClusterLost(Exception):
+    """The cluster the chunks were sent to can no longer be reached (`grade` says what was written)."""
+
+    def __init__(self, scheduler: str, problem: str) -> None:
+        super().__init__(scheduler, problem)
+        self.scheduler, self.problem = scheduler, problem
 
 
 class Executor(Protocol):
@@ -218,6 +229,8 @@ def _grade_chunk_on_dask(folder: str, submissions: list[Submission], options: Gr
     a cluster shut down), `EndWorkersWithDask` has ended its workers: what this chunk graded after that is not
     the students' doing, so the task never returns (its thread is a daemon's, gone with the process) and the
     scheduler hands the chunk to another Dask worker, as it does when one is killed."""
+    if multiprocessing.current_process().daemon:  # every worker would fail to start: the batch must stop
+        raise GradingError(messages.DASK_DAEMONIC)
     results = _grade_chunk_in_subprocess(folder, submissions, options, None)
     if scoring_ended():
         threading.Event().wait()
@@ -225,8 +238,10 @@ def _grade_chunk_on_dask(folder: str, submissions: list[Submission], options: Gr
 
 
 def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult) -> None:
-    """`on_graded` for a results folder: `<stem>.json`, written atomically by the scoring process."""
-    write_json(out_dir, stems[result.submission], result)
+    """`on_graded` for a results folder: `<stem>.json`, written atomically by the scoring process. If it cannot
+    be written, the submitting process, which writes it again, says so and stops the batch."""
+    with contextlib.suppress(OSError):
+        write_json(out_dir, stems[result.submission], result)
 
 
 class LocalExecutor:
@@ -332,6 +347,7 @@ class DaskExecutor:
             from distributed import Client, LocalCluster, as_completed
         except ImportError:
             raise GradingError(messages.NO_DASK) from None
+        stack = contextlib.ExitStack()
         with dask.config.set({"distributed.worker.daemon": False}):
             if self.client is not None:
                 client, cluster = self.client, None
@@ -344,7 +360,9 @@ class DaskExecutor:
                 )
                 client = Client(cluster)
         try:
-            from autograder.dask_plugin import EndWorkersWithDask
+            from autograder.dask_plugin import EndWorkersWithDask, quiet_client
+
+            stack.enter_context(quiet_client())
 
             client.register_plugin(EndWorkersWithDask())
             # Results are written here, by this process: a cluster's workers need not share the results folder.
@@ -352,12 +370,19 @@ class DaskExecutor:
                 client.submit(_grade_chunk_on_dask, str(spec.folder), chunk, options, pure=False) for chunk in chunks
             ]
             for future in as_completed(futures):
-                yield [SubmissionResult.from_dict(d) for d in future.result()]
+                try:
+                    chunk = future.result()
+                except (CancelledError, OSError, TimeoutError) as exc:  # the scheduler is gone or unreachable
+                    problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    raise ClusterLost(self.scheduler or "LocalCluster", problem) from None
+                yield [SubmissionResult.from_dict(d) for d in chunk]
         finally:
             if client is not self.client:
-                client.close()
+                with contextlib.suppress(Exception):  # a client whose scheduler is gone closes with errors
+                    client.close()
             if cluster is not None:
                 cluster.close()
+            stack.close()
 
 
 def chunked(submissions: list[Submission], jobs: int) -> list[list[Submission]]:
@@ -390,10 +415,30 @@ def grade(
     absent = [str(p) for p in paths if not Path(p).exists()]
     if absent:  # a mistyped path is the instructor's mistake, not a student's result
         raise GradingError(messages.NO_SUCH_INPUT.format(paths=", ".join(absent)))
-    batch = Batch(spec, out_dir=out_dir, earlier=_earlier_results(out_dir, spec))
     submissions = load_submissions(paths)
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
+    lock = _hold_out_dir(out_dir) if out_dir is not None else None  # before anything is graded
+    try:
+        return _grade_into(spec, paths, submissions, out_dir, options, executor, jobs, on_result, on_start, resume)
+    finally:
+        if out_dir is not None and lock is not None:
+            _release_out_dir(out_dir, lock)
+
+
+def _grade_into(
+    spec: AssignmentSpec,
+    paths: Sequence[str | Path],
+    submissions: list[Submission],
+    out_dir: Path | None,
+    options: GradingOptions,
+    executor: Executor | None,
+    jobs: int,
+    on_result: Callable[[SubmissionResult], None] | None,
+    on_start: Callable[[int], None] | None,
+    resume: bool,
+) -> Batch:
+    batch = Batch(spec, out_dir=out_dir, earlier=_earlier_results(out_dir, spec))
     stems = batch.stems = {s.name: s.stem for s in submissions}
     batch.replaced = sorted(s.name for s in submissions if _from_elsewhere(batch.earlier.get(s.stem), s))
     if resume and out_dir is not None:
@@ -414,16 +459,77 @@ def grade(
             for result in results:
                 batch.results.append(result)
                 if out_dir is not None:  # again, for executors whose processes do not share this folder
-                    write_json(out_dir, stems[result.submission], result)
+                    _written(batch, out_dir / f"{stems[result.submission]}.json", write_json, out_dir,
+                             stems[result.submission], result)  # fmt: skip
                 if on_result:
                     on_result(result)
             if out_dir is not None:
                 _write_csv(out_dir, batch)
+    except ClusterLost as lost:
+        graded = len(batch.results) - len(batch.resumed)
+        written = f"{graded} result(s) written to {out_dir}/" if out_dir else f"{graded} graded, none kept"
+        text = messages.CLUSTER_LOST.format(scheduler=lost.scheduler, problem=lost.problem, written=written)
+        raise GradingError(text) from None
     finally:
         if out_dir is not None and batch.results:
-            _write_csv(out_dir, batch)
+            with contextlib.suppress(GradingError):  # a failure here is already being reported
+                _write_csv(out_dir, batch, rebuilt=True)
     batch.results = ordered(batch.results)
     return batch
+
+
+LOCK_FILE = ".autograder-lock"
+
+
+def _hold_out_dir(out_dir: Path) -> int:
+    """Make `out_dir` if needed and hold its lock for the batch: one writer at a time (another `grade` into the
+    same folder stops at once, naming the holder). The lock's file is this run's proof that the folder is
+    writable, before anything is graded. Released when the descriptor is closed, or the process ends."""
+    path = out_dir / LOCK_FILE
+    while True:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise GradingError(messages.OUT_UNWRITABLE.format(out=out_dir, problem=exc.strerror or exc)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise GradingError(messages.OUT_LOCKED.format(out=out_dir, holder=holder)) from None
+        except OSError:  # a file system without locks: graded without one
+            return fd
+        try:  # the file the last holder removed as it finished is not the lock any more: take the new one
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    holder = f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode() + b"\n", 0)
+    except OSError as exc:
+        os.close(fd)
+        raise GradingError(messages.OUT_UNWRITABLE.format(out=out_dir, problem=exc.strerror or exc)) from None
+    return fd
+
+
+def _release_out_dir(out_dir: Path, fd: int) -> None:
+    """Remove the lock's file, then let the lock go (a run that opened the file just before sees it removed)."""
+    with contextlib.suppress(OSError):
+        os.unlink(out_dir / LOCK_FILE)
+    os.close(fd)
+
+
+def _written(batch: Batch, path: Path, write: Callable[..., Any], *args: Any) -> None:
+    """Write one results file; a failure (disk full, folder gone) stops the batch with the file named."""
+    try:
+        write(*args)
+    except OSError as exc:
+        kept = len(batch.results) - 1
+        raise GradingError(messages.CANNOT_WRITE.format(path=path, problem=exc.strerror or exc, n=kept)) from None
 
 
 def _earlier_results(out_dir: Path | None, spec: AssignmentSpec) -> dict[str, SubmissionResult]:
@@ -466,9 +572,14 @@ def _from_elsewhere(earlier: SubmissionResult | None, submission: Submission) ->
     return moved or earlier.submission != submission.name
 
 
-def _write_csv(out_dir: Path, batch: Batch) -> None:
-    """grades.csv of the whole folder: this batch's results and those of earlier runs it did not grade again."""
-    atomic_write(out_dir / "grades.csv", grades_csv(batch.spec, ordered([*batch.results, *batch.kept])))
+def _write_csv(out_dir: Path, batch: Batch, rebuilt: bool = False) -> None:
+    """grades.csv of the whole folder: this batch's results and those of earlier runs it did not grade again;
+    `rebuilt`, at the end: from the result files in the folder, whoever wrote them."""
+    results = [*batch.results, *batch.kept]
+    if rebuilt:  # what the folder holds: a result whose file could not be written is not a grade yet
+        results = [r for r in results_in(out_dir).values() if r.assignment == batch.spec.name]
+    path = out_dir / "grades.csv"
+    _written(batch, path, atomic_write, path, grades_csv(batch.spec, ordered(results)))
 
 
 __all__ = ["Batch", "GradingError", "LocalExecutor", "grade", "grade_chunk"]

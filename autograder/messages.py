@@ -153,6 +153,24 @@ GRADER_FAULT = (
     "Not graded: the grader could not start the process that runs this code, twice ({problem}). This is a "
     "problem of the grading machine, not of the submission; fix it and grade again with --resume."
 )
+OUT_UNWRITABLE = "Cannot write results into {out}/ ({problem}); nothing was graded. Choose another --out."
+OUT_LOCKED = (
+    "{out}/ is being graded into by another run ({holder}); nothing was graded. Wait for it to finish, or grade "
+    "into another --out."
+)
+CANNOT_WRITE = (
+    "Could not write {path} ({problem}); {n} result(s) before it are kept. Make room, then grade again with the "
+    "same command and --resume."
+)
+DASK_DAEMONIC = (
+    "This Dask worker runs as a daemonic process, which may not start the processes student code runs in. Start "
+    "the Dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False in their environment (or the setting "
+    "distributed.worker.daemon: false), then grade again."
+)
+CLUSTER_LOST = (
+    "Lost the Dask scheduler {scheduler} ({problem}); {written}. Grade the rest with the same command and --resume "
+    "once the cluster is back."
+)
 BATCH_NOT_GRADED = (
     "{n} submission(s) were not graded, by a fault of the grader and not of the students: {names} ({problem})."
 )
