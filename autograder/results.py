@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import stat
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import messages
+from autograder.csvfile import csv_text, text_cell
 from autograder.spec import AssignmentSpec, ExerciseSpec
 
 
@@ -205,23 +204,19 @@ def ordered(results: Iterable[SubmissionResult]) -> list[SubmissionResult]:
 
 
 def grades_csv(spec: AssignmentSpec, results: Iterable[SubmissionResult]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", *spec.exercise_ids, "total", "max_total"])
-    for result in results:
-        if not result.graded:  # no score at all, rather than a zero the student did not earn
-            writer.writerow([result.submission, *("" for _ in spec.exercise_ids), "", _num(result.max_score)])
-            continue
-        scores = {e.id: e.score for e in result.exercises}
-        writer.writerow(
-            [
-                result.submission,
-                *(_num(scores.get(i, 0.0)) for i in spec.exercise_ids),
-                _num(result.score),
-                _num(result.max_score),
-            ]
-        )
-    return buffer.getvalue()
+    return csv_text(["submission", *spec.exercise_ids, "total", "max_total"], (_grades_row(spec, r) for r in results))
+
+
+def _grades_row(spec: AssignmentSpec, result: SubmissionResult) -> list[str]:
+    if not result.graded:  # no score at all, rather than a zero the student did not earn
+        return [text_cell(result.submission), *("" for _ in spec.exercise_ids), "", _num(result.max_score)]
+    scores = {e.id: e.score for e in result.exercises}
+    return [
+        text_cell(result.submission),
+        *(_num(scores.get(i, 0.0)) for i in spec.exercise_ids),
+        _num(result.score),
+        _num(result.max_score),
+    ]
 
 
 def _num(value: float) -> str:

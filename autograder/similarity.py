@@ -10,7 +10,6 @@ Pairs are found through an inverted index of the remaining fingerprints, so only
 from __future__ import annotations
 
 import ast
-import csv
 import io
 import re
 import zipfile
@@ -23,12 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from autograder.csvfile import csv_text, text_cell
 from autograder.pages import _STYLE as PAGE_STYLE
 from autograder.pages import _h
 from autograder.paths import EXAMPLES_DIR
 from autograder.results import atomic_write
 from autograder.spec import AssignmentSpec
-from autograder.submission import Submission, from_bytes, load_path, load_submissions
+from autograder.submission import Submission, from_bytes, load_path, load_submissions, parse_cell
 
 if TYPE_CHECKING:
     from copydetect import CodeFingerprint
@@ -129,9 +129,8 @@ def display_names(identities: Path) -> dict[str, str]:
 def top_level_definitions(source: str) -> dict[str, tuple[str, set[str]]]:
     """Name -> (source, names it uses) of every top-level def and class; a cell that does not parse is split at
     its unindented `def`/`class` lines, so a broken copy is still compared."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_cell(source)
+    if tree is None:
         return _definitions_by_text(source)
     lines = source.splitlines()
     found = {}
@@ -304,12 +303,16 @@ mark{background:#ffd966}h4{margin:.2rem 0;font-weight:normal}section.pair{margin
 
 def similarity_csv(found: ClassSimilarity, names: Mapping[str, str] | None = None) -> str:
     """`exercise,submission_a,submission_b,similarity`: every pair above the threshold."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["exercise", "submission_a", "submission_b", "similarity"])
-    for pair in found.pairs:
-        writer.writerow([pair.exercise, _label(pair.a, names), _label(pair.b, names), f"{pair.similarity:.3f}"])
-    return buffer.getvalue()
+    rows = (
+        [
+            text_cell(pair.exercise),
+            text_cell(_label(pair.a, names)),
+            text_cell(_label(pair.b, names)),
+            f"{pair.similarity:.3f}",
+        ]
+        for pair in found.pairs
+    )
+    return csv_text(["exercise", "submission_a", "submission_b", "similarity"], rows)
 
 
 def similarity_html(found: ClassSimilarity, names: Mapping[str, str] | None = None) -> str:

@@ -4,7 +4,8 @@ reprs, returned strings), what it printed, the names of submitted files.
 Control characters other than newline and tab (C0, DEL, C1, so ESC and every terminal escape sequence with it)
 and the Unicode controls that reorder or hide text (bidirectional overrides and isolates, zero-width and
 invisible format characters) are shown escaped, as `\\x1b` or `\\u202e`; invalid Unicode (a lone surrogate) becomes
-U+FFFD. The terminal, HTML, CSV and JSON writers then take the text as it is.
+U+FFFD. The terminal, HTML and JSON writers then take the text as it is; the CSV writers also keep a cell that
+begins like a formula from running in a spreadsheet (`csvfile.py`).
 """
 
 from __future__ import annotations

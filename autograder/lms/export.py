@@ -3,8 +3,6 @@ import, a Moodle grade import or grading worksheet, or Gradescope's results.json
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder import messages
+from autograder.csvfile import csv_text, text_cell
 from autograder.lms.identity import Identity, LmsError, with_person
 from autograder.lms.roster import RosterIndex
 from autograder.results import SubmissionResult
@@ -87,17 +86,15 @@ def canvas_csv(rows: Sequence[GradeRow], column: str, max_score: float, missing:
     anonymous = [r.identity.key for r in rows if r.identity.anonymous_id and not r.identity.user_id]
     if anonymous:
         raise LmsError(messages.CANVAS_ANONYMOUS.format(keys=", ".join(anonymous)))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column])
-    writer.writerow(["    Points Possible", "", "", "", "", num(max_score)])
+    table = [["    Points Possible", "", "", "", "", num(max_score)]]
     for row in rows:
         i = row.identity
         if not (i.user_id or i.sis_id or i.login):
             raise LmsError(messages.CANVAS_NO_ID.format(key=i.key))
         score = num(row.result.score) if row.result else missing
-        writer.writerow([i.name or i.name_slug or i.login, i.user_id, i.sis_id, i.login, i.section, score])
-    return buffer.getvalue()
+        people = (i.name or i.name_slug or i.login, i.user_id, i.sis_id, i.login, i.section)
+        table.append([*map(text_cell, people), score])
+    return csv_text(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column], table)
 
 
 def moodle_csv(rows: Sequence[GradeRow], column: str, key: str = "email", missing: str | None = None) -> str:
@@ -109,26 +106,23 @@ def moodle_csv(rows: Sequence[GradeRow], column: str, key: str = "email", missin
     if key not in MOODLE_KEYS:
         raise LmsError(f"moodle: key {key!r} must be one of {', '.join([*MOODLE_KEYS, 'participant'])}")
     header, attribute = MOODLE_KEYS[key]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([header, column, "Feedback"])
+    table = []
     for row in rows:
         if row.result is None and missing is None:
             continue
         ident = getattr(row.identity, attribute)
         if not ident:
             raise LmsError(messages.MOODLE_NO_KEY.format(key=row.identity.key, field=key, header=header))
-        writer.writerow([ident, *_grade_and_feedback(row, missing)])
-    return buffer.getvalue()
+        grade, feedback = _grade_and_feedback(row, missing)
+        table.append([text_cell(ident), grade, text_cell(feedback)])
+    return csv_text([header, column, "Feedback"], table)
 
 
 def moodle_worksheet(rows: Sequence[GradeRow], missing: str | None = None, now: datetime | None = None) -> str:
     """The assignment's grading worksheet, filled in: upload it on the assignment's grading page. Its
     "Last modified (grade)" is the export's time, so Moodle keeps only grades edited after the export."""
     stamp = (now or datetime.now()).strftime("%Y-%m-%d %H:%M:%S")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(WORKSHEET_HEADER)
+    table = []
     for row in rows:
         if row.result is None and missing is None:
             continue
@@ -137,8 +131,9 @@ def moodle_worksheet(rows: Sequence[GradeRow], missing: str | None = None, now: 
                 messages.MOODLE_NO_KEY.format(key=row.identity.key, field="participant", header="Identifier")
             )
         grade, feedback = _grade_and_feedback(row, missing)
-        writer.writerow([f"Participant {row.identity.participant_id}", row.identity.name, grade, stamp, feedback])
-    return buffer.getvalue()
+        identifier = f"Participant {row.identity.participant_id}"
+        table.append([identifier, text_cell(row.identity.name), grade, stamp, text_cell(feedback)])
+    return csv_text(WORKSHEET_HEADER, table)
 
 
 def _grade_and_feedback(row: GradeRow, missing: str | None) -> tuple[str, str]:
