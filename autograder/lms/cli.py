@@ -17,7 +17,9 @@ from autograder.spec import load_assignment
 
 def cmd_intake(args: argparse.Namespace, console: Console) -> None:
     prefer = load_assignment(args.assignment).name if getattr(args, "assignment", None) else ""
-    identities = lms.intake(args.lms, args.download, args.out, args.roster, prefer)
+    refused: dict[str, str] = {}  # key -> why the student's file was not taken in (over --max-file-mb)
+    identities = lms.intake(args.lms, args.download, args.out, args.roster, prefer, max_file_mb=args.max_file_mb,
+                            max_total_mb=args.max_total_mb, report=refused.__setitem__)  # fmt: skip
     graded = [i for i in identities if i.file]
     late = sum(i.late for i in graded)
     console.print(
@@ -27,7 +29,9 @@ def cmd_intake(args: argparse.Namespace, console: Console) -> None:
         soft_wrap=True,
     )
     for i in identities:
-        if not i.file:
+        if i.key in refused:
+            line = refused[i.key]
+        elif not i.file:
             line = messages.NO_GRADABLE_FILE.format(key=i.key, files=", ".join(i.skipped) or "no files")
         elif i.skipped:
             line = messages.SKIPPED_FILES.format(key=i.key, file=i.file, skipped=", ".join(i.skipped))
