@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import torch
 
 from autograder.messages import describe_value
+from autograder.submission import parse_cell
 
 T = TypeVar("T")
 
@@ -263,7 +264,4 @@ def forbidden_found(student: Any, name: str, forbidden: tuple[str, ...]) -> list
 
 @functools.lru_cache(maxsize=256)  # the static checks of a submission parse the same cells, read-only
 def _parse_or_none(chunk: str) -> ast.Module | None:
-    try:
-        return ast.parse(chunk)
-    except SyntaxError:
-        return None
+    return parse_cell(chunk)

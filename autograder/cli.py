@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autograder import __version__, messages, terminal
@@ -147,6 +146,20 @@ def _lms_commands(commands: argparse._SubParsersAction) -> None:
     _out(i, "folder for the notebooks and identities.json", required=True)
     i.add_argument("--roster", type=Path, help="roster CSV: names, emails, SIS ids")
     _assignment(i, ": its notebook is picked when a student uploaded several (default: a notebook before .py)")
+    # lms/intake.py's DEFAULT_MAX_FILE_MB and DEFAULT_MAX_TOTAL_MB, spelled here for the help text
+    i.add_argument(
+        "--max-file-mb",
+        type=positive_int,
+        default=100,
+        help="MiB one student's file may expand to; a larger one is not taken in, and said so "
+        "(default: 100, as when a notebook is graded)",
+    )
+    i.add_argument(
+        "--max-total-mb",
+        type=positive_int,
+        default=2048,
+        help="MiB all the files taken in may expand to; a larger download is refused, nothing written (default: 2048)",
+    )
     i.set_defaults(handler=_lms("cmd_intake"))
 
     e = commands.add_parser("export", help="grades for an LMS from a results folder")
@@ -285,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error.print(str(exc), markup=False, soft_wrap=True)
         return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted; the results written so far are kept")
+        terminal.make_console(stderr=True).print("interrupted; the results written so far are kept")
         return EXIT_INTERRUPTED
 
 
@@ -315,11 +328,11 @@ def run_with_progress(
 ) -> Batch:
     spec = load_assignment(assignment)
     columns = (
-        TextColumn(f"grading {spec.name}"),
+        TextColumn(f"grading {spec.name}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"),
+        TextColumn("{task.fields[last]}", markup=False),  # a file name: data, never markup
     )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("grade", total=None, last="")
@@ -328,7 +341,7 @@ def run_with_progress(
             progress.update(task, total=total)
 
         def graded(result: SubmissionResult) -> None:
-            progress.update(task, advance=1, last=escape(shown(result.submission)))
+            progress.update(task, advance=1, last=shown(result.submission))
 
         batch = grade(
             spec,

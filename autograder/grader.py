@@ -114,6 +114,7 @@ def grade_chunk(
     """Grade submissions in one pytest session in this process; student code runs in worker processes (made by
     `worker_factory`). `public_only` runs the public checks only; `exercises` only those exercises' checks."""
     preload_modules(spec.preload)  # where this process starts the fork server (a Dask worker's process)
+    submissions = [s.read() for s in submissions]  # listed by `grade`; read here, a chunk at a time
     if submissions:
         options = place_on_gpu(options, submissions[0].name)
     if options.device.startswith("cuda"):
@@ -415,7 +416,7 @@ def grade(
     absent = [str(p) for p in paths if not Path(p).exists()]
     if absent:  # a mistyped path is the instructor's mistake, not a student's result
         raise GradingError(messages.NO_SUCH_INPUT.format(paths=", ".join(absent)))
-    submissions = load_submissions(paths)
+    submissions = load_submissions(paths, read=False)  # names and places: each is read where it is graded
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
     lock = _hold_out_dir(out_dir) if out_dir is not None else None  # before anything is graded

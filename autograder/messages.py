@@ -10,6 +10,10 @@ NOT_TEXT = "{name} is not a text file (is it a notebook saved as something else?
 NOT_A_NOTEBOOK = "{name} could not be read as a Jupyter notebook: {problem}"
 UNREADABLE = "{name} could not be read: {problem}"
 BAD_ZIP = "{name} is not a readable zip archive: {problem}"
+SUBMISSION_TOO_BIG = (
+    "{name} is {mb:.0f} MiB, more than the {limit} MiB a submission may be: it was not read. (Notebooks this big "
+    "usually carry their outputs: clear them, File > Save, and hand it in again.)"
+)
 NO_SUCH_FILE = "{path} does not exist"
 
 FORK_SERVER_FAILED = (
@@ -266,3 +270,24 @@ UNKNOWN_EXERCISE = "'{assignment}' has no exercise {exercise!r}; its exercises a
 NOT_POSITIVE = "must be a whole number of at least 1, got {value!r}"
 TOO_MANY_INPUTS = "{command} takes {usage}; got {count} positional arguments"
 ASSIGNMENT_TWICE = "the assignment is given twice ({first!r} and --assignment {second!r}); give it once"
+
+# Intake's limits on what it takes out of an LMS download (instructor-facing): a zip bomb, one member that expands
+# a thousandfold, must not fill the memory or the disk
+INTAKE_NOT_TAKEN = "{key}: not taken in, counted as not submitted: {problem}"
+INTAKE_TOO_BIG = (
+    "{download}: {member!r} expands to {size}, over intake's limit of {limit} a file; if it is an honest "
+    "submission, run intake again with --max-file-mb {need}"
+)
+INTAKE_LIES = (
+    "{download}: {member!r} expands to more than {limit}, intake's limit a file, although the zip declares "
+    "{declared}: a damaged or crafted zip; look at it yourself before raising --max-file-mb"
+)
+INTAKE_UNREADABLE = "{download}: {member!r} cannot be read ({problem}); download the submissions again"
+INTAKE_TOTAL_TOO_BIG = (
+    "{download}: the files to take in expand to {size}, over intake's limit of {limit} a download; nothing was "
+    "written to {out}. If the download is honest, run intake again with --max-total-mb {need}"
+)
+INTAKE_TOTAL_LIES = (
+    "{download}: the files to take in expand to more than {limit}, intake's limit a download, although the zip "
+    "declares less: a damaged or crafted zip; nothing was written to {out}"
+)

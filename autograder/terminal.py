@@ -18,7 +18,7 @@ from autograder import messages
 from autograder.paths import builtin_names
 from autograder.results import NOT_GRADED, ExerciseResult, SubmissionResult, ordered
 from autograder.spec import AssignmentSpec, load_assignment
-from autograder.submission import SUFFIXES, Submission, load_path
+from autograder.submission import SUFFIXES, Submission, load_path, parse_cell
 from autograder.text import shown
 
 STATUS_STYLE = {
@@ -37,10 +37,12 @@ PLAIN_WIDTH = 1000  # a log or a pipe: no wrapping at Rich's default 80 columns
 
 def make_console(stderr: bool = False) -> Console:
     """A console for the terminal, or for plain output (a pipe, a log file) as wide as its lines are long."""
-    console = Console(highlight=False, stderr=stderr)
+    # No markup: what is printed holds names of files and students' text, which are data ("x[/]y.ipynb" is a file
+    # name, not a closing tag). Colour is given explicitly, as Text, where the tool itself wants it.
+    console = Console(highlight=False, stderr=stderr, markup=False)
     if console.is_terminal or "COLUMNS" in os.environ:
         return console
-    return Console(highlight=False, stderr=stderr, width=PLAIN_WIDTH)
+    return Console(highlight=False, stderr=stderr, width=PLAIN_WIDTH, markup=False)
 
 
 def is_plain(console: Console) -> bool:
@@ -53,8 +55,8 @@ def summary_table(
 ) -> Table:
     """One row per submission, in name order: each exercise's score coloured by its status, or with the status
     named after it in plain output; for a big batch, aggregates instead (`aggregate_table`)."""
-    legend = messages.LEGEND_PLAIN if plain else messages.LEGEND_COLOUR
-    table = Table(title=title, title_justify="left", caption=legend, caption_justify="left")
+    legend = messages.LEGEND_PLAIN if plain else Text.from_markup(messages.LEGEND_COLOUR)
+    table = Table(title=Text(title), title_justify="left", caption=legend, caption_justify="left")
     if plain:
         table.box = box.ASCII2
     table.add_column("submission", no_wrap=True)
@@ -71,13 +73,13 @@ def summary_table(
     return table
 
 
-def _cell(score: float, status: str, plain: bool) -> str:
+def _cell(score: float, status: str, plain: bool) -> str | Text:
     if status == NOT_GRADED:  # no score: the grader's fault, not a zero
-        return "- not graded" if plain else f"[{STATUS_STYLE[status]}]- not graded[/]"
+        return "- not graded" if plain else Text("- not graded", style=STATUS_STYLE[status])
     if plain:
         return f"{score:.4g}" if status == "passed" else f"{score:.4g} {status}"
     note = "" if status in ("passed", "partial", "failed") else f" {status}"
-    return f"[{STATUS_STYLE.get(status, '')}]{score:.4g}{note}[/]"
+    return Text(f"{score:.4g}{note}", style=STATUS_STYLE.get(status, ""))
 
 
 def print_table(console: Console, table: Table) -> None:
@@ -138,9 +140,8 @@ def guess_assignment(submission: Submission) -> str | None:
     """The built-in assignment whose exercise symbols the notebook defines most of; None when it defines none."""
     defined: set[str] = set()
     for cell in submission.cells:
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
+        tree = parse_cell(cell.source)
+        if tree is None:
             continue
         defined.update(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
     best, best_hits = None, 0

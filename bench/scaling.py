@@ -1,7 +1,7 @@
 """Seconds per submission and peak memory per worker for 10, 100 and 1000 generated submissions.
 
     python -m bench.scaling [--sizes 10 100 1000] [--jobs N] [--assignment mlp] [--device cpu [cuda]]
-                            [--classes synthetic realistic]
+                            [--classes synthetic realistic] [--outputs-kb K]
 
 Every size is graded by the same warm fork server in one run; seconds per submission that stay flat as the
 class grows show a cost linear in the number of submissions. Both classes of bench.generate are graded side by
@@ -13,7 +13,10 @@ their costs is printed (on one machine, in one run).
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
+import random
 import resource
 import tempfile
 import threading
@@ -27,17 +30,20 @@ from bench.generate import STYLES, make_class
 
 class ScoringPeak(threading.Thread):
     """Peak resident memory (VmHWM) of this session's scoring processes (named "ag-scoring" when --jobs > 1:
-    they are forks of the fork server, not children of this process, so getrusage cannot see them)."""
+    they are forks of the fork server, not children of this process, so getrusage cannot see them), and the
+    largest resident memory (VmRSS, sampled) of this, the submitting, process while it runs."""
 
     def __init__(self, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
         self.interval = interval
         self.peak_mb = 0.0
+        self.submitter_mb = 0.0
         self.done = threading.Event()
         self.session = os.getsid(0)
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
+            self.submitter_mb = max(self.submitter_mb, _rss_mb())
             for entry in os.scandir("/proc"):
                 if entry.name.isdigit():
                     self.peak_mb = max(self.peak_mb, _scoring_hwm_mb(int(entry.name), self.session))
@@ -46,6 +52,13 @@ class ScoringPeak(threading.Thread):
         self.done.set()
         self.join()
         return self.peak_mb
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _scoring_hwm_mb(pid: int, session: int) -> float:
@@ -67,6 +80,7 @@ def run(
     assignment: str = "mlp",
     devices: tuple[str, ...] = ("cpu",),
     classes: tuple[str, ...] = ("synthetic",),
+    outputs_kb: int = 0,
 ) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
@@ -76,17 +90,36 @@ def run(
         for n in sizes:
             for style in classes:
                 folder = Path(tmp) / f"{style}{n}"
-                make_class(folder, n, assignment=assignment, style=style)
+                paths = make_class(folder, n, assignment=assignment, style=style)
+                if outputs_kb:
+                    for path in paths:
+                        with_saved_output(path, outputs_kb)
                 for device in devices:
                     rows.append(_measure(assignment, folder, Path(tmp) / f"results-{style}{n}-{device}", device, jobs))
                     rows[-1].update({"class": style, "submissions": n})
     return rows
 
 
+def with_saved_output(path: Path, kb: int) -> None:
+    """Give a generated notebook what a student's saved notebook carries: a plot's PNG (`kb` KiB, base64) as the
+    output of its first code cell. The grader drops outputs, but it must read them."""
+    if path.suffix != ".ipynb":
+        return
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cell = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    blob = base64.b64encode(random.Random(str(path)).randbytes(kb * 768)).decode()  # 4/3 of it: kb KiB of text
+    cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {"image/png": blob}}]
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+
+
 def _measure(assignment: str, folder: Path, out: Path, device: str, jobs: int) -> dict:
+    watcher = ScoringPeak()  # this size's own peaks: memory must stay flat as the class grows
+    watcher.start()
+    before = _rss_mb()
     started = time.perf_counter()
     batch = grade(assignment, [folder], out_dir=out, options=GradingOptions(device=device), jobs=jobs)
     elapsed = time.perf_counter() - started
+    scoring_mb = watcher.stop()
     n = len(batch.results)
     peaks = [r.worker_peak_mb for r in batch.results if r.worker_peak_mb]
     return {
@@ -95,6 +128,8 @@ def _measure(assignment: str, folder: Path, out: Path, device: str, jobs: int) -
         "per_submission": elapsed / n,
         "worker_peak_mb": max(peaks) if peaks else 0.0,
         "full_marks": sum(r.score == r.max_score for r in batch.results),
+        "submitter_growth_mb": max(0.0, watcher.submitter_mb - before),
+        "scoring_peak_mb": scoring_mb,
         "graded": n,
         "scores": {r.submission: r.score for r in batch.results},
     }
@@ -109,21 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"
     )
+    parser.add_argument("--outputs-kb", type=int, default=0, help="a saved plot of this many KiB in each notebook")
     args = parser.parse_args(argv)
     devices = tuple(resolve_device(d) for d in args.device)
     classes = tuple(args.classes)
     watcher = ScoringPeak()
     watcher.start()
-    rows = run(args.sizes, args.jobs, args.assignment, devices, classes)
+    rows = run(args.sizes, args.jobs, args.assignment, devices, classes, args.outputs_kb)
     forked_peak = watcher.stop()
     print(f"bench.scaling: {args.assignment}, --jobs {args.jobs}, {os.cpu_count()} cores, devices {', '.join(devices)}")
     print(f"{'class':>10} {'device':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} "
-          f"{'worker peak MiB':>16} {'full marks':>11}")  # fmt: skip
+          f"{'worker peak MiB':>16} {'scoring peak MiB':>17} {'submitter +MiB':>15} {'full marks':>11}")  # fmt: skip
     for row in rows:
         print(
             f"{row['class']:>10} {row['device']:>7} {row['submissions']:>12} {row['seconds']:>9.1f} "
-            f"{row['per_submission']:>13.3f} {row['worker_peak_mb']:>16.0f} {row['full_marks']:>11}"
+            f"{row['per_submission']:>13.3f} {row['worker_peak_mb']:>16.0f} {row['scoring_peak_mb']:>17.0f} "
+            f"{row['submitter_growth_mb']:>15.0f} {row['full_marks']:>11}"
         )
+    print(
+        "scoring peak: VmHWM of the scoring processes (--jobs > 1); submitter +MiB: how much the submitting "
+        "process grew while it graded that class (it lists the submissions; scoring processes read them)"
+    )
     for style, device in ((c, d) for c in classes for d in devices):
         mine = [r for r in rows if r["device"] == device and r["class"] == style]
         first, last = mine[0], mine[-1]
