@@ -372,7 +372,8 @@ def walls_note(results: Sequence[SubmissionResult]) -> str:
 
 
 def print_batch(console: Console, batch: Batch, quiet: bool) -> None:
-    """The table, then (unless quiet) one line per exercise that lost points, saying why."""
+    """The table, then (unless quiet) one line per exercise that lost points, saying why; then, for the
+    instructor, the load problems no lost point depended on, as counts, and the modules this environment lacks."""
     spec = batch.spec
     table = terminal.summary_table(
         spec.exercise_ids, batch.results, title=f"{spec.name}: {spec.title}", plain=terminal.is_plain(console)
@@ -383,6 +384,12 @@ def print_batch(console: Console, batch: Batch, quiet: bool) -> None:
         console.print(messages.LOST_POINTS, markup=False, soft_wrap=True)
     for line in lines:
         console.print(f"  {line}", markup=False, soft_wrap=True)
+    notes = terminal.note_counts(batch.results)
+    if notes:
+        console.print(messages.NOTES_SUMMARY.format(lines=notes), markup=False, soft_wrap=True)
+    lacking = terminal.lacking_modules(batch.results)
+    if lacking:
+        console.print(messages.MISSING_MODULES.format(modules=lacking), style="yellow", markup=False, soft_wrap=True)
 
 
 def not_graded_note(console: Console, results: Sequence[SubmissionResult], out: Path | None) -> int | None:

@@ -153,6 +153,20 @@ NO_CUDA = "--device cuda was requested but CUDA is not available on this machine
 BAD_DEVICE = "--device must be auto, cpu or cuda; got {device!r}"
 CHECKS_BROKEN = "The checks could not be collected ({where}):\n{problem}"
 PYTEST_FAILED = "pytest stopped with exit code {code} while running the checks in {checks}"
+DEFINED_UNDECORATED = "(Defined all the same, without its decorators.)"
+SIGNATURE_MISMATCH = (
+    "Your {name}{got} cannot be called the way this exercise calls it, {name}{expected}: {problem}. Change its "
+    "parameters to match the exercise's statement."
+)
+SIGNATURE_AGAIN = "Not run as asked: {name}'s parameters differ from the exercise's (see the first check of {name})."
+DEFINED_SEVERAL = (
+    "{name} is defined {n} times in this notebook (cells {cells}); the last one, in cell {last}, is the one graded."
+)
+NOTES_SUMMARY = "Notes for the instructor (not shown to students): {lines}"
+MISSING_MODULES = (
+    "Modules the class imports that this environment lacks: {modules}. Where graded code needs one, `pip install` "
+    "it into the grader's environment (and add it to `preload` in assignment.toml)."
+)
 GRADER_FAULT = (
     "Not graded: the grader could not start the process that runs this code, twice ({problem}). This is a "
     "problem of the grading machine, not of the submission; fix it and grade again with --resume."

@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from autograder import messages
 from autograder.results import NOT_GRADED, CheckResult, SubmissionResult, atomic_write
 
 STATUS_WORDS = {
@@ -130,6 +131,18 @@ def check_failure_rates(results: Sequence[SubmissionResult]) -> list[tuple[str, 
     return sorted(rows, key=lambda r: (-r[2] / r[3], r[0], r[1]))
 
 
+def _instructor_notes(results: Sequence[SubmissionResult]) -> list[str]:
+    """Load problems no lost point depended on, counted, and the modules this environment lacks."""
+    from autograder.terminal import lacking_modules, note_counts
+
+    parts = []
+    if notes := note_counts(results):
+        parts.append(f"<p id='notes'>{_h(messages.NOTES_SUMMARY.format(lines=notes))}</p>")
+    if lacking := lacking_modules(results):
+        parts.append(f"<p id='modules'>{_h(messages.MISSING_MODULES.format(modules=lacking))}</p>")
+    return parts
+
+
 def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
     if not results:
         raise ValueError("a class report needs at least one result")
@@ -151,6 +164,7 @@ def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
         f"{sum(t >= max_score for t in totals)} with full marks"
         + (f"; {ungraded} not graded (a problem of the grader; grade them again with --resume)" if ungraded else "")
         + ".</p>",
+        *_instructor_notes(results),
         "<h2>Scores</h2>",
         _img("histogram", "histogram of total scores", _histogram(totals, max_score)),
         "<h2>Exercises</h2>",

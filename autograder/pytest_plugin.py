@@ -10,7 +10,9 @@ grader) the plugin does nothing. The options are in options.py, a submission's w
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import sys
 import time
 import traceback
@@ -25,9 +27,16 @@ from typing import Any
 import pytest
 import torch
 
-from autograder import messages
+from autograder import messages, signatures
 from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
-from autograder.results import CheckResult, SubmissionResult, error_result, exercise_result, not_graded_result
+from autograder.results import (
+    CheckResult,
+    ExerciseResult,
+    SubmissionResult,
+    error_result,
+    exercise_result,
+    not_graded_result,
+)
 from autograder.runner import (
     ForkServerFailed,
     MissingSymbol,
@@ -37,9 +46,9 @@ from autograder.runner import (
     Worker,
     WorkerLost,
 )
-from autograder.session import GraderFault, SubmissionSession, WorkerFactory
+from autograder.session import GraderFault, LoadProblem, SubmissionSession, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
-from autograder.submission import Submission, load_submissions
+from autograder.submission import Submission, load_submissions, parse_cell
 
 PLUGIN_NAME = "autograder-grading"
 _PLUGIN_KEY = pytest.StashKey["GradingPlugin"]()
@@ -268,6 +277,7 @@ class GradingPlugin:
             result = not_graded_result(self.spec, sub.name, sub.path, session.fault, self.options.device)
         else:
             exercises = []
+            problems = [p.by_text(sub.cells) for p in session.load_problems]
             for exercise in self.spec.exercises:
                 if self.exercises is not None and exercise.id not in self.exercises:
                     continue
@@ -275,7 +285,11 @@ class GradingPlugin:
                     continue
                 missing = [n for n in exercise.symbol_names if n not in session.defined]
                 checks = self.checks[sub.name].get(exercise.id, [])
-                exercises.append(exercise_result(exercise, checks, missing, session.load_errors))
+                failed = any(p.names & set(missing) for p in problems)
+                exercises.append(exercise_result(exercise, checks, missing, failed))
+            student, notes = split_load_problems(problems, exercises, self.spec)
+            several = defined_several_times(sub, self.spec, exercises)
+            student, notes = (*student, *several[0]), (*notes, *several[1])
             result = SubmissionResult(
                 submission=sub.name,
                 assignment=self.spec.name,
@@ -283,7 +297,9 @@ class GradingPlugin:
                 max_score=sum(e.max_score for e in exercises),
                 device=self.options.device,
                 duration_s=round(time.perf_counter() - session.started, 3),
-                errors=tuple(session.load_errors),
+                errors=(*session.skip_errors, *student),
+                notes=notes,
+                missing_modules=tuple(dict.fromkeys(p.module for p in problems if p.module)),
                 exercises=tuple(exercises),
                 path=sub.path,
                 output=session.output,
@@ -296,6 +312,58 @@ class GradingPlugin:
         self.results.append(result)
         self.on_result(result)
         return result
+
+
+def split_load_problems(
+    problems: Sequence[LoadProblem], exercises: Sequence[ExerciseResult], spec: AssignmentSpec
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(for the student, for the instructor): a load problem concerns the student when it could explain a lost
+    point: it would have defined a symbol of an exercise that lost points, or a failed check of such an exercise
+    names what it would have bound (`name 'np' is not defined`, `No module named 'scipy'`). The rest (a course's install
+    cell, a widget's layout, a decorator defined around) is a note for the instructor."""
+    losing = {e.id for e in exercises if e.score < e.max_score}
+    symbols = {name for e in spec.exercises if e.id in losing for name in e.symbol_names}
+    lost = [t.message for e in exercises if e.id in losing for t in e.tests if not t.passed]
+    student: list[str] = []
+    notes: list[str] = []
+    for problem in problems:
+        concerns = not problem.undecorated and (
+            bool(problem.names & symbols)
+            or any(problem.explains(message) for message in lost)
+            or (problem.unparsed and bool(losing) and not problem.names)  # what it held is unknown
+        )
+        (student if concerns else notes).append(problem.text)
+    return tuple(student), tuple(notes)
+
+
+def defined_several_times(
+    submission: Submission, spec: AssignmentSpec, exercises: Sequence[ExerciseResult]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(for the student, for the instructor): a symbol of an exercise defined at the top of several cells (a
+    tutorial's own versions further down, a bonus section): the last definition is the one graded. Said to the
+    student where that exercise lost points, else noted for the instructor."""
+    cells_defining: dict[str, list[int]] = {}
+    for cell in submission.cells:
+        tree = parse_cell(cell.source)
+        names = (
+            [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+            if tree is not None
+            else []
+        )
+        for name in dict.fromkeys(names):
+            cells_defining.setdefault(name, []).append(cell.index)
+    losing = {e.id for e in exercises if e.score < e.max_score}
+    student: list[str] = []
+    notes: list[str] = []
+    for exercise in spec.exercises:
+        for name in exercise.symbol_names:
+            cells = cells_defining.get(name, [])
+            if len(cells) > 1:
+                text = messages.DEFINED_SEVERAL.format(
+                    name=name, n=len(cells), cells=", ".join(map(str, cells)), last=cells[-1]
+                )
+                (student if exercise.id in losing else notes).append(text)
+    return tuple(student), tuple(notes)
 
 
 def _plugin(config: pytest.Config) -> GradingPlugin | None:
@@ -395,7 +463,33 @@ def student(_check_context: CheckContext, submission_session: SubmissionSession)
     missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
     if missing:
         raise MissingSymbol(missing)
-    return StudentProxy(submission_session)
+    proxy = StudentProxy(submission_session)
+    if exercise.id not in submission_session.signature_problems:
+        submission_session.signature_problems[exercise.id] = _signature_problem(_check_context, proxy)
+    return proxy
+
+
+def _signature_problem(context: CheckContext, proxy: StudentProxy) -> tuple[str, str]:
+    """Once per exercise, before its first call: (the symbol, why the student's cannot be called as the
+    reference is, both signatures shown), or ("", ""). The checks still run; a call that fails for it says this
+    instead of the TypeError."""
+    reference = _import_file(f"_reference_{context.spec.reference_path.stem}", context.spec.reference_path)
+    for name in context.exercise.symbol_names:
+        try:
+            expected = inspect.signature(getattr(reference, name))
+        except (AttributeError, TypeError, ValueError):
+            continue
+        try:
+            described = getattr(proxy, name).describe("parameters")
+        except StudentError:  # its signature could not even be read: the checks' calls will say what happens
+            continue
+        got = signatures.from_description(described.get("parameters"))
+        problem = signatures.mismatch(expected, got) if got is not None else None
+        if problem and got is not None:
+            return name, messages.SIGNATURE_MISMATCH.format(
+                name=name, got=signatures.shown(got), expected=signatures.shown(expected), problem=problem
+            )
+    return "", ""
 
 
 @pytest.fixture

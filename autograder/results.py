@@ -63,6 +63,10 @@ class SubmissionResult:
     # Why the grader could not grade it, by a fault of its own (a worker that could not start, a batch stopped
     # before it): never the student's zero. Tables, grade sheets, exports and --resume treat it as not graded.
     not_graded: str = ""
+    # Load problems no lost point depends on (a course's install cell, a widget's layout): for the instructor,
+    # never shown to the student; and the modules the notebook imported that this environment lacks.
+    notes: tuple[str, ...] = ()
+    missing_modules: tuple[str, ...] = ()
 
     @property
     def graded(self) -> bool:
@@ -82,17 +86,19 @@ class SubmissionResult:
         exercises = tuple(
             ExerciseResult(**{**e, "tests": tuple(CheckResult(**t) for t in e["tests"])}) for e in data["exercises"]
         )
-        return cls(**{**data, "errors": tuple(data["errors"]), "exercises": exercises})
+        lists = {k: tuple(data.get(k, ())) for k in ("errors", "notes", "missing_modules")}
+        return cls(**{**data, **lists, "exercises": exercises})
 
 
 def exercise_result(
-    exercise: ExerciseSpec, checks: Sequence[CheckResult], missing: Sequence[str], load_errors: Sequence[str]
+    exercise: ExerciseSpec, checks: Sequence[CheckResult], missing: Sequence[str], definition_failed: bool
 ) -> ExerciseResult:
-    """Score and status of one exercise from its checks and what the submission defined."""
+    """Score and status of one exercise from its checks and what the submission defined. A missing symbol is
+    `error` when the code meant to define it raised (`definition_failed`), `missing` when there is none."""
     score = round(sum(c.score for c in checks if c.counts), 6)
     graded = [c for c in checks if c.counts]
     if missing:
-        status = "error" if load_errors else "missing"
+        status = "error" if definition_failed else "missing"
     elif any(c.outcome == "timeout" for c in graded):
         status = "timeout"
     elif graded and score >= exercise.points:

@@ -4,8 +4,11 @@ passes another."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from autograder import messages
@@ -21,11 +24,21 @@ from autograder.runner import (
     WorkerLost,
     decode,
 )
-from autograder.submission import Submission
+from autograder.signatures import is_binding_error
+from autograder.submission import Cell, Submission
 
 MAX_SKIPPED_STATEMENTS = 5  # statements that hang or crash while loading, before the notebook counts as unloadable
 MAX_RESTARTS = 20  # a backstop; normally an exercise that loses the worker is abandoned after one loss
+_DEFINITION_LINE = re.compile(r"^(?:async\s+def|def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)
 SETUP_TRIES = 2  # a worker that cannot start is the grader's problem: tried again once, then not graded
+
+
+class SignatureMismatch(StudentError):
+    """A call the exercise makes does not fit the student's parameters; the message shows both signatures."""
+
+    def __init__(self, call: str, error: dict[str, Any], message: str) -> None:
+        super().__init__(call, error)
+        self.args = (message,)
 
 
 class GraderFault(Exception):
@@ -51,6 +64,49 @@ class StudentRunner(Protocol):
 
 
 WorkerFactory = Callable[[WorkerConfig], StudentRunner]
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """A statement that failed while the notebook loaded: its message, the names it would have bound, the module
+    it could not import; `undecorated`: a def or class defined all the same, without its failing decorators."""
+
+    text: str
+    names: frozenset[str]
+    module: str = ""
+    undecorated: bool = False
+    unparsed: bool = False  # a cell Python could not parse: its names are its def and class lines (`by_text`)
+    cell: int = 0
+
+    @classmethod
+    def from_reply(cls, error: Any) -> LoadProblem | None:
+        """From the worker's reply, which is hostile: anything of the wrong shape is left out of the names."""
+        if not isinstance(error, dict):
+            return None
+        listed = error.get("names")
+        names = frozenset(n for n in listed if isinstance(n, str) and n.isidentifier()) if isinstance(
+            listed, list) else frozenset()  # fmt: skip
+        module = error.get("module")
+        module = module if isinstance(module, str) and module.isidentifier() else ""
+        undecorated = error.get("undecorated") is True
+        text = messages.load_error(error) + (f" {messages.DEFINED_UNDECORATED}" if undecorated else "")
+        cell = error.get("cell")
+        return cls(text, names, module, undecorated, error.get("unparsed") is True,
+                   cell if isinstance(cell, int) else 0)  # fmt: skip
+
+    def by_text(self, cells: Sequence[Cell]) -> LoadProblem:
+        """An unparsed cell's problem with the names its unindented def and class lines would have defined."""
+        if not self.unparsed:
+            return self
+        source = next((c.source for c in cells if c.index == self.cell), "")
+        return dataclasses.replace(self, names=self.names | set(_DEFINITION_LINE.findall(source)))
+
+    def explains(self, message: str) -> bool:
+        """Whether a failed check's message could come from this problem: one of its names not defined, its
+        module not found."""
+        if self.module and f"No module named '{self.module}" in message:
+            return True
+        return any(f"'{name}' is not defined" in message for name in self.names)
 
 
 class SubmissionSession:
@@ -79,6 +135,10 @@ class SubmissionSession:
         self.walls: dict[str, Any] = {}
         self.skipped: list[tuple[int, int, int]] = []  # (cell, statement, line) left out after they stopped a worker
         self.skip_errors: list[str] = []
+        self.load_problems: list[LoadProblem] = []  # what failed while the notebook loaded, with what it binds
+        # by exercise: (symbol, why it cannot be called as the exercise asks), ("", "") where it can
+        self.signature_problems: dict[str, tuple[str, str]] = {}
+        self.signature_told: set[str] = set()
         self.peak_rss_mb = 0.0  # of the last worker, read when the submission is done
         self.helpers: tuple[tuple[str, str], ...] = ()  # the assignment's helpers module, for workers to rebuild
 
@@ -131,7 +191,8 @@ class SubmissionSession:
         self.walls = loaded.get("walls", {})
         self.defined = set(loaded["defined"])
         if self.restarts == 0:
-            self.load_errors = [*self.skip_errors, *(messages.load_error(e) for e in loaded["errors"])]
+            self.load_problems = [p for p in map(LoadProblem.from_reply, loaded["errors"]) if p is not None]
+            self.load_errors = [*self.skip_errors, *(p.text for p in self.load_problems)]
 
     def _could_not_start(self, problem: str) -> None:
         """A worker failed to start: try once more; the second time, the submission is not graded."""
@@ -178,7 +239,15 @@ class SubmissionSession:
                 error = WorkerLost("memory", f"{messages.GPU_MEMORY} (while the grader called {call})")
                 self.lost.setdefault(self.exercise, error)
                 raise error
-            raise StudentError(call, reply["error"])
+            error = reply["error"]
+            name, problem = self.signature_problems.get(self.exercise, ("", ""))
+            message = str(error.get("message", ""))
+            if problem and error.get("type") == "TypeError" and not error.get("line") and is_binding_error(message):
+                # The call did not fit the student's parameters: say so once per exercise, with both signatures.
+                first = self.exercise not in self.signature_told
+                self.signature_told.add(self.exercise)
+                raise SignatureMismatch(call, error, problem if first else messages.SIGNATURE_AGAIN.format(name=name))
+            raise StudentError(call, error)
         return decode(self, reply["value"])
 
     def _note_forbidden(self, names: Any) -> None:

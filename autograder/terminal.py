@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 from collections import Counter
@@ -119,6 +120,25 @@ def feedback_lines(results: Sequence[SubmissionResult]) -> list[str]:
             names = [n for _, found in missing for n in found]
             lines.append(f"{name} ({statuses}): {messages.missing_symbols(names)}")
     return lines
+
+
+_WHERE = re.compile(r"^Cell \d+, line [\d?]+: ")
+
+
+def note_counts(results: Sequence[SubmissionResult], limit: int = 5) -> str:
+    """The instructor's notes of a batch (load problems no lost point depended on), each with how many
+    submissions had it: "ModuleNotFoundError: No module named 'vibecheck' (22); ..."; "" where there are none."""
+    counts = Counter(note for r in results for note in dict.fromkeys(_WHERE.sub("", n) for n in r.notes))
+    shown_notes = [f"{shown(text)} ({n})" for text, n in counts.most_common(limit)]
+    more = len(counts) - limit
+    return "; ".join(shown_notes) + (f"; and {more} more (in each result's notes)" if more > 0 else "")
+
+
+def lacking_modules(results: Sequence[SubmissionResult]) -> str:
+    """The modules submissions imported that this environment lacks, with how many notebooks import each."""
+    counts = Counter(m for r in results for m in dict.fromkeys(r.missing_modules))
+    lacking = [(m, n) for m, n in counts.most_common() if importlib.util.find_spec(m) is None]
+    return ", ".join(f"{m} ({n} notebook{'s' if n > 1 else ''})" for m, n in lacking)
 
 
 def aggregate_table(table: Table, exercise_ids: Sequence[str], results: Sequence[SubmissionResult]) -> Table:

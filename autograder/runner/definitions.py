@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import dataclass
 from types import CodeType
 
@@ -46,6 +47,10 @@ class Statement:
     code: CodeType
     lineno: int
     kind: str  # "import", "def", "class", "assign", "try", or "other" (only run with --execute all)
+    names: tuple[str, ...] = ()  # the names it binds: what is missing if it fails
+    # A decorated def or class without its decorators: run when the decorated one fails (a course's widget
+    # decorator such as `@widgets.interact(layout=my_layout)` must not hide the student's function).
+    undecorated: CodeType | None = None
 
 
 def is_constant_expression(node: ast.AST) -> bool:
@@ -79,6 +84,36 @@ def split_statements(source: str, filename: str) -> list[Statement]:
     into two statements); raises SyntaxError for a cell that does not parse."""
     tree = ast.parse(source, filename=filename)
     return [
-        Statement(compile(ast.Module(body=[node], type_ignores=[]), filename, "exec"), node.lineno, kind_of(node))
+        Statement(
+            _compiled(node, filename), node.lineno, kind_of(node), bound_names(node), _undecorated(node, filename)
+        )  # fmt: skip
         for node in tree.body
     ]
+
+
+def _compiled(node: ast.stmt, filename: str) -> CodeType:
+    return compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")
+
+
+def _undecorated(node: ast.stmt, filename: str) -> CodeType | None:
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or not node.decorator_list:
+        return None
+    bare = copy.copy(node)
+    bare.decorator_list = []
+    return _compiled(bare, filename)
+
+
+def bound_names(node: ast.stmt) -> tuple[str, ...]:
+    """The names a top-level statement binds (a def's or class's name, what an import or assignment binds)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return (node.name,)
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return tuple(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return tuple(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    if isinstance(node, (ast.Try, ast.If, ast.With, ast.For, ast.While)):
+        inner = [s for field in ("body", "orelse", "finalbody") for s in getattr(node, field, [])]
+        inner += [s for h in getattr(node, "handlers", []) for s in h.body]
+        return tuple(dict.fromkeys(name for s in inner for name in bound_names(s)))
+    return ()

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from autograder.runner import keeper, policy, sandbox, wire
-from autograder.runner.definitions import split_statements
+from autograder.runner.definitions import Statement, split_statements
 from autograder.runner.setup import set_up
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
@@ -291,7 +291,7 @@ class WorkerState:
             try:
                 statements = split_statements(source, filename)
             except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-                errors.append(describe_exception(exc, index))
+                errors.append({**describe_exception(exc, index), "unparsed": True})  # what it defines is unknown
                 continue
             for number, statement in enumerate(statements):
                 if (execute == "definitions" and statement.kind == "other") or (index, number) in skip:
@@ -305,7 +305,12 @@ class WorkerState:
                         # e.g. `n, m = data.shape` where `data` came from a call that was skipped: not an error
                         skipped += 1
                         continue
-                    errors.append(describe_exception(exc, index))
+                    error = {**describe_exception(exc, index), "names": list(statement.names)}
+                    if isinstance(exc, ImportError) and exc.name:
+                        error["module"] = exc.name.split(".")[0]
+                    if statement.undecorated is not None and self._run_undecorated(statement):
+                        error["undecorated"] = True  # defined all the same, without its decorators
+                    errors.append(error)
                     if execute == "all":
                         break  # a notebook cell stops at its first error; the next cell still runs
         self.mark_progress(-1, -1, 0)
@@ -313,6 +318,14 @@ class WorkerState:
         walls = self.walls.to_dict() if self.walls else {}
         return {"defined": defined, "errors": errors, "skipped": skipped, "sandbox": walls.get("layer", ""),
                 "walls": walls}  # fmt: skip
+
+    def _run_undecorated(self, statement: Statement) -> bool:
+        assert statement.undecorated is not None
+        try:
+            exec(statement.undecorated, self.namespace)
+        except BaseException:  # noqa: BLE001 - then it stays undefined, and its error says why
+            return False
+        return True
 
     def op_call(
         self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], seed: int | None, watch: tuple[str, ...] = ()

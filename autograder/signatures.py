@@ -1,0 +1,95 @@
+"""Whether a student's function or class can be called the way its exercise calls the reference: a `train` written
+with the released tutorial's `n_epochs` where this assignment asks for `n_iter` is told so once, with both
+signatures, rather than with a TypeError per check."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+_KINDS = {
+    kind.name: kind
+    for kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.VAR_KEYWORD,
+    )
+}
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+# How CPython words a call whose arguments do not fit the function's parameters.
+BINDING_ERRORS = (
+    "unexpected keyword argument",
+    "required positional argument",
+    "required keyword-only argument",
+    "positional argument but",
+    "positional arguments but",
+    "multiple values for argument",
+    "positional-only arguments passed as keyword",
+)
+
+
+def from_description(parameters: Any) -> inspect.Signature | None:
+    """The signature a worker described (`describe("parameters")`), which is hostile data: None where it is not
+    a list of {"name", "kind", "default"} that makes a valid signature."""
+    if not isinstance(parameters, list) or len(parameters) > 200:
+        return None
+    made = []
+    try:
+        for p in parameters:
+            kind = _KINDS[p["kind"]]
+            default = inspect.Parameter.empty if p.get("default") is None else _Default(str(p["default"])[:80])
+            made.append(inspect.Parameter(str(p["name"]), kind, default=default))
+        return inspect.Signature(made)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+class _Default:
+    """A default value as the worker showed it: only its presence matters here."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+
+    def __repr__(self) -> str:
+        return self.shown
+
+
+def mismatch(expected: inspect.Signature, got: inspect.Signature) -> str | None:
+    """Why a call the exercise may make, as `expected` allows it, does not fit `got`; None where every such call
+    fits. The calls tried: every required parameter (positionally where it may be), then also every optional
+    one by keyword. Compatible differences (extra optional parameters, other defaults, *args, **kwargs) pass."""
+    args: list[object] = []
+    required: dict[str, object] = {}
+    optional: dict[str, object] = {}
+    for p in expected.parameters.values():
+        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            if p.kind in _POSITIONAL:
+                args.append(object())
+            else:
+                required[p.name] = object()
+        elif p.kind is not inspect.Parameter.POSITIONAL_ONLY:
+            optional[p.name] = object()
+    for kwargs in (required, {**required, **optional}):
+        try:
+            got.bind(*args, **kwargs)
+        except TypeError as exc:
+            return str(exc)
+    return None
+
+
+def shown(signature: inspect.Signature) -> str:
+    """A signature as the student sees it, defaults left out (they are the reference's own values)."""
+    parts = [
+        p.replace(annotation=inspect.Parameter.empty,
+                  default=_Default("...") if p.default is not inspect.Parameter.empty else p.default)
+        for p in signature.parameters.values()
+    ]  # fmt: skip
+    return str(signature.replace(parameters=parts, return_annotation=inspect.Signature.empty))
+
+
+def is_binding_error(message: str) -> bool:
+    return any(words in message for words in BINDING_ERRORS)
