@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean gpu-check
+.PHONY: demo test test-tools lint clean gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,8 +18,21 @@ demo: $(STAMP)
 # Two test processes (pytest-xdist; a test file stays in one): most tests wait on subprocesses, kernels and
 # workers, so two of them keep a 2-core machine busy. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+# What the suite needs beyond Python: Debian's chromium (the class report is tested in a real browser) and
+# bubblewrap (the walls' bubblewrap layer). Installed where this user may (root, or sudo without a password);
+# otherwise the one command that does it is printed and the suite stops before it starts.
+test-tools:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
+	    echo "make test needs:$$missing. Install them with: sudo apt-get install -y$$missing"; exit 1; fi; \
+	  $$sudo apt-get install -y -qq $$missing >/dev/null 2>&1 \
+	    || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing >/dev/null; }; \
+	fi
 
 # On a machine with an NVIDIA GPU: the CUDA tests, the scale tests and the demo on CUDA. On a GPU machine with
 # its own torch and no venv (see ../shared/device/README.md): make gpu-check PYTHON=python3 AUTOGRADER="python3 -m autograder"

@@ -11,6 +11,7 @@ grader) the plugin does nothing. The options are in options.py, a submission's w
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import sys
@@ -469,15 +470,20 @@ def student(_check_context: CheckContext, submission_session: SubmissionSession)
     return proxy
 
 
+@functools.lru_cache(maxsize=16)
+def _reference_signatures(path: Path, modified: int) -> dict[str, inspect.Signature]:
+    return signatures.reference_signatures(path)
+
+
 def _signature_problem(context: CheckContext, proxy: StudentProxy) -> tuple[str, str]:
     """Once per exercise, before its first call: (the symbol, why the student's cannot be called as the
     reference is, both signatures shown), or ("", ""). The checks still run; a call that fails for it says this
     instead of the TypeError."""
-    reference = _import_file(f"_reference_{context.spec.reference_path.stem}", context.spec.reference_path)
+    path = context.spec.reference_path
+    expected_signatures = _reference_signatures(path, path.stat().st_mtime_ns)
     for name in context.exercise.symbol_names:
-        try:
-            expected = inspect.signature(getattr(reference, name))
-        except (AttributeError, TypeError, ValueError):
+        expected = expected_signatures.get(name)
+        if expected is None:
             continue
         try:
             described = getattr(proxy, name).describe("parameters")

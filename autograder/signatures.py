@@ -4,7 +4,9 @@ signatures, rather than with a TypeError per check."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 from typing import Any
 
 _KINDS = {
@@ -93,3 +95,40 @@ def shown(signature: inspect.Signature) -> str:
 
 def is_binding_error(message: str) -> bool:
     return any(words in message for words in BINDING_ERRORS)
+
+
+def reference_signatures(path: Path) -> dict[str, inspect.Signature]:
+    """The signatures of a reference module's top-level functions and classes (a class's `__init__` less its
+    first parameter), read from its source: the module itself is never touched (in a student bundle it is a
+    recording, which must not be asked anything its checks did not ask)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = _from_arguments(node.args)
+        elif isinstance(node, ast.ClassDef):
+            init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+            if init is not None:
+                signature = _from_arguments(init.args)
+                found[node.name] = signature.replace(parameters=list(signature.parameters.values())[1:])
+    return found
+
+
+def _from_arguments(arguments: ast.arguments) -> inspect.Signature:
+    P = inspect.Parameter
+    positional = [(a, P.POSITIONAL_ONLY) for a in arguments.posonlyargs] + [
+        (a, P.POSITIONAL_OR_KEYWORD) for a in arguments.args
+    ]
+    first_default = len(positional) - len(arguments.defaults)
+    made = [P(a.arg, kind, default=_Default("...") if i >= first_default else P.empty)
+            for i, (a, kind) in enumerate(positional)]  # fmt: skip
+    if arguments.vararg:
+        made.append(P(arguments.vararg.arg, P.VAR_POSITIONAL))
+    for a, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True):
+        made.append(P(a.arg, P.KEYWORD_ONLY, default=P.empty if default is None else _Default("...")))
+    if arguments.kwarg:
+        made.append(P(arguments.kwarg.arg, P.VAR_KEYWORD))
+    return inspect.Signature(made)

@@ -433,6 +433,10 @@ class WorkerState:
         if depth > _MAX_DEPTH:
             raise ValueError("the returned value is nested too deeply to send back")
         if isinstance(value, torch.Tensor):
+            size = value.nelement() * value.element_size()
+            if size > MAX_REPLY_BYTES:  # said at once, not after copying and packing hundreds of MiB to be refused
+                raise ValueError(f"the returned tensor is {size / 2**20:.0f} MiB, more than the "
+                                 f"{MAX_REPLY_BYTES // 2**20} MiB a value may be to be sent back")  # fmt: skip
             tensor = value.detach().as_subclass(torch.Tensor).clone(memory_format=torch.contiguous_format)
             return self.pack_tensor(tensor) if self.pack_tensor else tensor
         if isinstance(value, torch.Size):
