@@ -22,7 +22,7 @@ import yaml
 
 from autograder.grader import grade
 from autograder.options import GradingOptions
-from autograder.otterkit.build import fill_in_solutions, master_notebook, master_path
+from autograder.otterkit.build import EMPTY_METADATA_FIX, build, fill_in_solutions, master_notebook, master_path
 from autograder.paths import builtin_names
 
 from .conftest import EXAMPLES, run_cli, solution_lines
@@ -106,7 +106,11 @@ def test_the_zip_installs_the_project_from_inside_itself(built):
             [wheel_name] = [n for n in names if n.startswith("files/") and n.endswith(".whl")]
             assert pip[0] == f"otter-grader[grading,plugins]=={otter.__version__}"
             assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
-            assert pip[-1] == f"/autograder/source/{wheel_name}"
+            # the wheel where setup finds it under Gradescope (the zip's top level) and `otter grade` (requirements.d)
+            assert pip[-1] == f"/autograder/source/{Path(wheel_name).name}"
+            assert {Path(wheel_name).name, f"requirements.d/{Path(wheel_name).name}"} <= set(names)
+            run_autograder = z.read("run_autograder").decode()
+            assert run_autograder.index(EMPTY_METADATA_FIX) < run_autograder.index("run_otter.py")
             assert config["plugins"] == [{"autograder.otterkit.bridge.NativeScores": {"assignment": assignment}}]
             with zipfile.ZipFile(io.BytesIO(z.read(wheel_name))) as wheel:
                 inside = wheel.namelist()
@@ -173,3 +177,29 @@ def test_with_the_plugin_a_kernel_that_tampers_with_otter_gains_nothing(built, t
     assert kernel["cross_entropy_loss"] == 10  # without the plugin the tampering works: the test can fail
     assert trusted["cross_entropy_loss"] == 4 and trusted["shuffle_and_split"] == 6
     assert trusted["approximate_function"] == trusted["Net"] == 10
+
+
+def test_an_empty_submission_metadata_file_becomes_an_empty_object_and_a_real_one_is_kept(tmp_path):
+    metadata = tmp_path / "submission_metadata.json"
+    fix = EMPTY_METADATA_FIX.replace("/autograder/submission_metadata.json", str(metadata))
+    metadata.write_text("")
+    subprocess.run(["bash", "-c", fix], check=True)
+    assert json.loads(metadata.read_text()) == {}
+    metadata.write_text('{"users": [{"name": "Ada"}]}')
+    subprocess.run(["bash", "-c", fix], check=True)
+    assert json.loads(metadata.read_text()) == {"users": [{"name": "Ada"}]}
+
+
+def test_otter_run_gives_trusted_scores_for_an_assignment_the_grading_host_does_not_have(tmp_path):
+    """An assignment written with `autograder new` lives only in the course's repository and in the zip's wheel:
+    the trusted-scores plugin grades with the folder the zip ships, and scores as the native grader does."""
+    from autograder.authoring import new_assignment
+
+    folder = new_assignment("week3", tmp_path / "course")
+    [(student, zipped)] = build([folder], tmp_path / "dist", student_bundle=False).values()
+    solution = tmp_path / "solution.ipynb"
+    nbformat.write(fill_in_solutions(nbformat.read(str(student), 4), folder), str(solution))
+    scores = otter_run(zipped, solution, tmp_path / "out")
+    [native] = grade(folder, [solution], out_dir=None, options=GradingOptions()).results
+    assert native.score == native.max_score > 0
+    assert {e.id: scores[e.id] for e in native.exercises} == pytest.approx({e.id: e.score for e in native.exercises})

@@ -10,6 +10,8 @@ code in isolated processes; the first test case of an exercise grades it, the ot
 from __future__ import annotations
 
 import hashlib
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,37 @@ def grade_cells(
 
 
 # -- the plugin: trusted scores ---------------------------------------------------------------------------------
+def assignment_folder(name: str, places: Sequence[Path] | None = None) -> str | Path:
+    """Where the grading host finds assignment `name`: a built-in, or an assignment installed with the project;
+    else the folder the autograder zip ships inside its project wheel (`autograder/_data/assignments/<name>/`,
+    see otterkit.build.add_to_wheel), unpacked once into a temporary folder. Under `otter run` the host's own
+    installation does not have a course's assignment; the zip always does."""
+    from autograder.spec import SpecError, load_assignment
+
+    try:
+        load_assignment(name)
+        return name
+    except SpecError:
+        pass
+    prefix = f"autograder/_data/assignments/{name}/"
+    cwd = Path.cwd()
+    for place in places or (cwd, cwd.parent / "source", cwd / "source", Path("/autograder/source")):
+        for wheel in sorted(place.glob("*.whl")) + sorted(place.glob("files/*.whl")):
+            with zipfile.ZipFile(wheel) as archive:
+                members = [m for m in archive.namelist() if m.startswith(prefix) and not m.endswith("/")]
+                if not members:
+                    continue
+                folder = Path(tempfile.mkdtemp(prefix="autograder-shipped-")) / name
+                for member in members:
+                    target = folder / member[len(prefix) :]
+                    if ".." in Path(member[len(prefix) :]).parts:
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.read(member))
+                return folder
+    return name  # load_assignment then says it is unknown, naming it
+
+
 try:
     from otter.plugins import AbstractOtterPlugin
 except ImportError:  # otter is a dependency, but keep the bridge importable without it
@@ -100,7 +133,7 @@ class NativeScores(AbstractOtterPlugin):  # type: ignore[misc,valid-type]
         if not assignment or notebook is None:
             return
         cells = [str(cell.source) for cell in notebook.cells if cell.cell_type == "code"]
-        native = grade_cells(cells, assignment)
+        native = grade_cells(cells, assignment_folder(str(assignment)))
         by_exercise = {e.id: e for e in native.exercises}
         for question, test_file in results.results.items():
             exercise = by_exercise.get(question)

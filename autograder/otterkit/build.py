@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -245,6 +246,31 @@ def add_to_wheel(wheel: Path, spec: AssignmentSpec) -> None:
     rebuilt.replace(wheel)
 
 
+# Before otter's runner reads it: `otter grade` leaves the file empty, and a zip that names plugins (ours does)
+# then fails every submission on json.load; Gradescope's real file is left alone.
+EMPTY_METADATA_FIX = "[ -s /autograder/submission_metadata.json ] || echo '{}' > /autograder/submission_metadata.json"
+
+
+def finish_zip(path: Path, wheel: Path) -> None:
+    """Make otter's zip installable wherever it is graded. The environment installs the project wheel while the
+    image is set up, before `otter grade`'s Dockerfile adds `files/`: so the wheel also lies at the zip's top
+    level (Gradescope unpacks the whole zip into /autograder/source/) and in `requirements.d/` (whose contents
+    otter's Dockerfile copies into /autograder/source/ with the requirements, before setup). And run_autograder
+    gives an empty submission_metadata.json the `{}` otter's plugins expect."""
+    rebuilt = path.with_suffix(".tmp")
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "run_autograder":
+                lines = data.decode().splitlines()
+                last = next(i for i, line in enumerate(lines) if "run_otter.py" in line)
+                data = "\n".join([*lines[:last], EMPTY_METADATA_FIX, *lines[last:]]).encode() + b"\n"
+            new.writestr(item, data)
+        new.write(wheel, wheel.name)
+        new.write(wheel, f"requirements.d/{wheel.name}")
+    rebuilt.replace(path)
+
+
 def build(
     assignments: Sequence[str | Path], out: Path, trusted_scores: bool = True, student_bundle: bool = True
 ) -> dict[str, tuple[Path, Path]]:
@@ -278,7 +304,7 @@ def build(
             # Gradescope/otter's setup installs the requirements (after otter's own, pinned to this otter's
             # version) from /autograder/source, where `files` land; torch from the CPU index, as graders have
             # no GPU and the default wheels pull gigabytes of CUDA libraries.
-            (work / "requirements.txt").write_text(f"{TORCH_CPU_INDEX}\n/autograder/source/files/{wheel.name}\n")
+            (work / "requirements.txt").write_text(f"{TORCH_CPU_INDEX}\n/autograder/source/{wheel.name}\n")
             done = subprocess.run(
                 [sys.executable, "-m", "otter", "assign", master.name, "dist", "--no-pdfs"],
                 cwd=work,
@@ -294,6 +320,7 @@ def build(
             (target / "autograder").mkdir(parents=True)
             shutil.copytree(work / "dist" / "student", target / "student", dirs_exist_ok=True)  # with public tests
             shutil.copy(zips[0], target / "autograder" / zips[0].name)
+            finish_zip(target / "autograder" / zips[0].name, wheel)
             if student_bundle:
                 from autograder.student.bundle import build_bundle
 
