@@ -57,6 +57,7 @@ from autograder.submission import Submission, load_submissions
 
 GRADING_INI = Path(__file__).with_name("grading_pytest.ini")
 MAX_CHUNK = 8
+_STOP_SCORING_S = 10.0  # for scoring processes to end after an interrupt
 
 
 class GradingError(RuntimeError):
@@ -292,7 +293,14 @@ class LocalExecutor:
             processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
             pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
-                process.terminate()  # its workers see their pipe close and end too
+                process.terminate()  # it ends its workers and their scratch folders, then itself
+            # The pool's own thread joins them without a time limit as this process exits: one that does not end
+            # within seconds is killed (its workers' keepers see its pipe close; the next grader sweeps its folder).
+            deadline = time.monotonic() + _STOP_SCORING_S
+            for process in processes:
+                process.join(max(0.0, deadline - time.monotonic()))
+                if process.is_alive():
+                    process.kill()
             raise
         pool.shutdown(wait=True)
 

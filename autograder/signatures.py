@@ -1,6 +1,6 @@
-"""Whether a student's function or class can be called the way its exercise calls the reference: a `train` written
-with the released tutorial's `n_epochs` where this assignment asks for `n_iter` is told so once, with both
-signatures, rather than with a TypeError per check."""
+"""Whether a student's function or class can be called the way its exercise calls the reference: a function
+written with a released tutorial's parameter names where the assignment asks for others (`n_epochs` for
+`n_iter`) is told so once, with both signatures, rather than with a TypeError per check."""
 
 from __future__ import annotations
 

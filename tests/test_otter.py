@@ -24,6 +24,7 @@ from autograder.grader import grade
 from autograder.options import GradingOptions
 from autograder.otterkit.build import EMPTY_METADATA_FIX, build, fill_in_solutions, master_notebook, master_path
 from autograder.paths import builtin_names
+from autograder.student.bundle import INSTALL_CELL_ID
 
 from .conftest import EXAMPLES, run_cli, solution_lines
 
@@ -153,7 +154,9 @@ def test_grader_check_in_a_student_notebook_reports_the_public_checks(built, tmp
     for cell in filled.cells:  # one exercise done wrong: the loss summed instead of averaged
         if cell.source.startswith("def cross_entropy_loss"):
             cell.source = cell.source.replace("losses.mean()", "losses.sum()")
-    [wheel] = folder.glob("*.whl")  # the student bundle, on the kernel's path as if installed
+    # the student bundle, on the kernel's path as if installed (its install cell would install it into this Python)
+    filled.cells = [c for c in filled.cells if c.get("id") != INSTALL_CELL_ID]
+    [wheel] = folder.glob("*.whl")
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path / "bundle", [n for n in z.namelist() if n.startswith("autograder_bundles/")])
     filled.cells.insert(1, nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(tmp_path / 'bundle')!r})"))

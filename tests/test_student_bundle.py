@@ -29,11 +29,13 @@ from autograder.otterkit.build import fill_in_solutions
 from autograder.paths import builtin_names
 from autograder.spec import load_assignment
 from autograder.student import recording
+from autograder.student.bundle import INSTALL_CELL_ID
 from autograder.student.public import public_checks
 from autograder.student.runtime import UNKNOWN_EXERCISE, check_notebook
 from autograder.submission import Cell, Submission
 
 from .conftest import solution_lines
+from .mutants import mlp
 
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN QUESTION", "BEGIN TESTS", "hidden=True")  # otter's
 # A realistic mistake per assignment, made in the reference's own code: (cell's first line, old, new).
@@ -307,6 +309,7 @@ def student_run(built: Path, assignment: str, tmp: Path, jupyter: Path) -> tuple
     target = isolated_kernel(tmp, wheel, jupyter, f"student-{assignment}")
     nb = fill_in_solutions(nbformat.read(str(folder / f"{assignment}.ipynb"), 4), assignment)
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith("grader.check("))]
+    nb.cells = [c for c in nb.cells if c.get("id") != INSTALL_CELL_ID]  # installed above, into the kernel's venv
     nb.cells.insert(1, nbformat.v4.new_code_cell(PROOF.format(assignment=assignment)))
     nb.cells.append(nbformat.v4.new_code_cell(CHECK_ALL))
     mistaken: dict[str, str] = {}  # correct cell -> the cell with the mistakes made in it
@@ -417,3 +420,57 @@ def test_autograder_check_uses_the_bundle_beside_the_notebook(built, tmp_path):
     assert "Net" not in done.stdout  # only the exercise asked for
     wrong = subprocess.run([*command[:-1], "nope"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert wrong.returncode == 2 and "has no public checks for an exercise 'nope'" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_the_student_notebook_installs_its_bundle_and_a_kernel_without_it_says_what_to_run(built, tmp_path):
+    notebook = nbformat.read(str(built / "mlp" / "student" / "mlp.ipynb"), as_version=4)
+    [wheel] = (built / "mlp" / "student").glob("*.whl")
+    install = notebook.cells[2]
+    assert install.cell_type == "code" and install.source == f"%pip install -q {wheel.name}"
+    assert install.metadata["tags"] == ["otter_ignore"]  # otter never runs it where it grades
+    source = notebook.metadata["otter"]["tests"]["Net"]
+    assert "check = _checker()" in source and "from autograder.otterkit.bridge import check" not in source
+    # a kernel where nothing of the project is installed: the test case fails with one line saying what to run
+    probe = (
+        "import sys\n"
+        "class Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'autograder':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        "source = sys.stdin.read()\n"
+        "namespace = {}\n"
+        "exec(source[source.index('def _checker'):source.index('@test_case')], namespace)\n"
+        "try:\n    namespace['_checker']()\nexcept AssertionError as e:\n    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], input=source, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == (
+        f"The checking package is not installed in this notebook's Python: run the notebook's `%pip install -q "
+        f"{wheel.name}` cell (the second cell), then check again."
+    ), done.stderr
+
+
+def test_a_self_check_grades_its_exercise_alone_once_per_version_of_the_definitions(monkeypatch):
+    from autograder.otterkit import bridge
+
+    graded: list[tuple[str, ...]] = []
+    real = bridge.grade_cells
+
+    def counting(cells, assignment, exercises=None, public_only=False):
+        graded.append(tuple(exercises or ()))
+        return real(cells, assignment, exercises=exercises, public_only=public_only)
+
+    monkeypatch.setattr(bridge, "grade_cells", counting)
+    monkeypatch.setattr(bridge, "_cache", {})
+    looping = "def approximate_function(x_train, y_train):\n    while True:\n        pass\n"
+    env = {"In": [mlp.HEADER, looping, *(v for k, v in mlp.BASE.items() if k != "approximate_function")]}
+    bridge.check(env, "mlp", "cross_entropy_loss", "tutorial_example")  # the loop in another exercise: not run
+    assert graded == [("cross_entropy_loss",)]
+    env["In"].append("plt.plot([1, 2, 3])\nprint(cross_entropy_loss)")  # a cell that only calls: same definitions
+    bridge.check(env, "mlp", "cross_entropy_loss", "tutorial_example")
+    assert graded == [("cross_entropy_loss",)]  # answered from the first grading
+    env["In"].append("def cross_entropy_loss(x, labels):\n    return x.sum() * 0\n")  # a new definition: graded again
+    with pytest.raises(bridge.CheckFailed):
+        bridge.check(env, "mlp", "cross_entropy_loss", "tutorial_example")
+    assert graded == [("cross_entropy_loss",), ("cross_entropy_loss",)]

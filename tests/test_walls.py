@@ -423,6 +423,7 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
 
 
 def _dask(arguments: list[str], tmp: Path, log: Path) -> subprocess.Popen:

@@ -9,6 +9,7 @@ code in isolated processes; the first test case of an exercise grades it, the ot
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import tempfile
 import zipfile
@@ -19,7 +20,7 @@ from typing import Any
 from autograder.results import SubmissionResult
 from autograder.spec import AssignmentSpec
 
-_cache: dict[tuple[str, bool, str], dict[str, dict[str, tuple[bool, str, bool]]]] = {}
+_cache: dict[tuple[str, bool, str, str], dict[str, tuple[bool, str, bool]]] = {}
 
 
 class CheckFailed(AssertionError):
@@ -35,7 +36,7 @@ def notebook_cells(env: dict[str, Any]) -> list[str]:
 def check(env: dict[str, Any], assignment: str, exercise: str, name: str, hidden: bool = False) -> None:
     """Pass or raise CheckFailed for one native check of the notebook in `env`. A public check grades only the
     public checks (what a student's `grader.check` may know); a hidden one grades them all."""
-    verdicts = _verdicts(notebook_cells(env), assignment, public_only=not hidden).get(exercise, {})
+    verdicts = _verdicts(notebook_cells(env), assignment, exercise, public_only=not hidden)
     if name not in verdicts:
         raise CheckFailed(f"the grader has no check named {name!r} for {exercise}; is the autograder up to date?")
     passed, message, advisory = verdicts[name]
@@ -45,17 +46,35 @@ def check(env: dict[str, Any], assignment: str, exercise: str, name: str, hidden
         raise CheckFailed(message or "This check did not pass.")
 
 
-def _verdicts(cells: Sequence[str], assignment: str, public_only: bool) -> dict[str, dict[str, tuple[bool, str, bool]]]:
-    """{exercise: {check: (passed, message, advisory)}}; the whole notebook is graded once per version of its code (a
-    full grading also answers the public checks)."""
-    digest = hashlib.sha256("\x00".join(cells).encode()).hexdigest()
-    for key in ((assignment, False, digest), (assignment, public_only, digest)):
-        if key in _cache:
-            return _cache[key]
-    result = grade_cells(cells, assignment, public_only=public_only)
-    verdicts = {e.id: {t.name: (t.passed, t.message, t.advisory) for t in e.tests} for e in result.exercises}
-    _cache[(assignment, public_only, digest)] = verdicts
-    return verdicts
+def _verdicts(
+    cells: Sequence[str], assignment: str, exercise: str, public_only: bool
+) -> dict[str, tuple[bool, str, bool]]:
+    """{check: (passed, message, advisory)} of one exercise, graded alone (an endless loop in another exercise
+    costs this one nothing), once per version of the notebook's definitions: a change to a cell that only
+    calls, plots or trains does not grade it again (the worker runs definitions only)."""
+    key = (assignment, public_only, exercise, definitions_digest(cells))
+    if key not in _cache:
+        result = grade_cells(cells, assignment, exercises=[exercise], public_only=public_only)
+        for graded in result.exercises:
+            _cache[key] = {t.name: (t.passed, t.message, t.advisory) for t in graded.tests}
+        _cache.setdefault(key, {})
+    return _cache[key]
+
+
+def definitions_digest(cells: Sequence[str]) -> str:
+    """A digest of what grading the cells runs by default: their imports, definitions and constant assignments
+    (a cell that does not parse counts whole)."""
+    from autograder.runner.definitions import kind_of
+    from autograder.submission import parse_cell, strip_magics
+
+    digest = hashlib.sha256()
+    for source in cells:
+        code = strip_magics(source) or ""
+        tree = parse_cell(code)
+        parts = [code] if tree is None else [ast.dump(n) for n in tree.body if kind_of(n) != "other"]
+        for part in parts:
+            digest.update(part.encode() + b"\x00")
+    return digest.hexdigest()
 
 
 def grade_cells(

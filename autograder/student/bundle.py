@@ -241,10 +241,25 @@ def write_wheel(out: Path, assignment: str, files: dict[str, bytes]) -> Path:
 
 
 # -- the student notebook -------------------------------------------------------------------------------------------
+TEST_CASE_IMPORT = "from otter.test_files import test_case"
+INSTALL_CELL_ID = "student-bundle-install"
+# Each otter test case gets the checker through this, so that a kernel without the bundle says what to run.
+CHECKER = """
+def _checker():
+    try:
+        {notebook_import}
+    except ModuleNotFoundError:
+        raise AssertionError({message!r}) from None
+    return check
+"""
+NOT_INSTALLED_CASE = (
+    "The checking package is not installed in this notebook's Python: run the notebook's `%pip install -q {wheel}` "
+    "cell (the second cell), then check again."
+)
 INSTALL_NOTE = (
     '**Checking your work.** `grader.check("<exercise>")` runs the public checks on your code, offline. It needs '
     "torch, otter-grader and the checking package that came with this notebook, installed once into the "
-    "notebook's Python (from the notebook's folder):\n\n```\n%pip install {wheel}\n```\n\nIt holds the public "
+    "notebook's Python, from the notebook's folder: the next cell does it.\n\nIt holds the public "
     "checks and the expected answers for their inputs only; more checks are run when your work is graded."
 )
 
@@ -254,12 +269,17 @@ def point_notebook_at_bundle(notebook: Path, wheel: Path) -> None:
     nb = nbformat.read(str(notebook), as_version=4)
     tests = nb.metadata.get("otter", {}).get("tests", {})
     for question, source in tests.items():
-        if BRIDGE_IMPORT not in source:
+        if BRIDGE_IMPORT not in source or TEST_CASE_IMPORT not in source:
             raise BundleError(NOT_A_STUDENT_NOTEBOOK.format(notebook=notebook, bridge=BRIDGE_IMPORT))
-        tests[question] = source.replace(BRIDGE_IMPORT, NOTEBOOK_IMPORT)
+        helper = CHECKER.format(notebook_import=NOTEBOOK_IMPORT, message=NOT_INSTALLED_CASE.format(wheel=wheel.name))
+        source = source.replace(TEST_CASE_IMPORT, TEST_CASE_IMPORT + "\n" + helper, 1)
+        tests[question] = source.replace(BRIDGE_IMPORT, "check = _checker()")
     note = nbformat.v4.new_markdown_cell(INSTALL_NOTE.format(wheel=wheel.name))
     note.id = "student-bundle-note"
-    nb.cells.insert(1, note)
+    install = nbformat.v4.new_code_cell(f"%pip install -q {wheel.name}")
+    install.id = INSTALL_CELL_ID
+    install.metadata["tags"] = ["otter_ignore"]  # never run where it is graded: no student wheel goes in there
+    nb.cells[1:1] = [note, install]
     nbformat.write(nb, str(notebook))
 
 
