@@ -135,19 +135,26 @@ def write_json(out_dir: Path, stem: str, result: SubmissionResult) -> Path:
     return atomic_write(out_dir / f"{stem}.json", json.dumps(result.to_dict(), indent=2) + "\n")
 
 
-def atomic_write(path: Path, text: str) -> Path:
-    """Write `path` through a temporary file and a rename. The file gets the mode a plain `open(path, "w")` would
-    give it (an existing file's own mode, else 0o666 less the umask), not mkstemp's 0600: teaching assistants and
-    web servers must be able to read results, grade sheets and pages."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """(descriptor, path) of a new temporary file in `path`'s folder, to be renamed onto `path`, with the mode a
+    plain `open(path, "w")` would give it (an existing file's own mode, else 0o666 less the umask)."""
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:
         mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, mode)
+    return fd, tmp
+
+
+def atomic_write(path: Path, text: str) -> Path:
+    """Write `path` through a temporary file and a rename. The file gets the mode a plain `open(path, "w")` would
+    give it (an existing file's own mode, else 0o666 less the umask), not mkstemp's 0600: teaching assistants and
+    web servers must be able to read results, grade sheets and pages."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            os.fchmod(f.fileno(), mode)
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

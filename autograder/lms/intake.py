@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Generator
@@ -32,7 +30,7 @@ from typing import IO
 from autograder import messages
 from autograder.lms.identity import Identity, LmsError, choose_file, safe_key, with_person, write_identities
 from autograder.lms.roster import RosterIndex, load_roster
-from autograder.results import current_umask
+from autograder.results import temporary_beside
 
 CANVAS_FILE = re.compile(
     r"^(?:(?P<slug>\w+?)_)??(?P<late>LATE_|late_)?(?:anon_(?P<anon>[A-Za-z0-9]+)|(?P<user_id>\d+))"
@@ -206,14 +204,9 @@ def _lies(info: zipfile.ZipInfo, limits: Limits) -> str:
 def _stage(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, limit: int) -> tuple[Path, int]:
     """`info` copied to a temporary file beside `path` (with the mode a plain write of `path` would give it),
     and its size; removed again if the copy fails."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mode = 0o666 & ~current_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as target:
-            os.fchmod(target.fileno(), mode)
             size = _copy(archive, info, target, limit)
     except BaseException:
         with contextlib.suppress(OSError):
