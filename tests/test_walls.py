@@ -402,11 +402,16 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
         arguments = ["check", "mlp", str(folder / "s0.ipynb")]
     else:
         arguments = ["grade", "mlp", str(folder), "-o", str(tmp_path / "out"), *command.split()[1:]]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "autograder", *arguments, "--timeout", "120"],
-        cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    # SIGUSR1 makes it print every thread's stack: what it waits on, should it not end in time
+    probe = ("import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+             "from autograder.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    errors = tmp_path / "stderr.txt"
+    with errors.open("wb") as stderr:
+        run = subprocess.Popen(
+            [sys.executable, "-c", probe, *arguments, "--timeout", "120"],
+            cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not any("ag-worker" in p for p in _processes_in(tmp)) and time.monotonic() < deadline:
@@ -417,7 +422,13 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
             os.killpg(run.pid, signal.SIGINT)
         else:
             run.send_signal(getattr(signal, how))
-        run.wait(timeout=30)
+        try:
+            run.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            left = "\n".join(_processes_in(tmp_path))
+            pytest.fail(f"still running 30 s after {how}: {left}\n{errors.read_text()[-6000:]}")
         assert _ended(tmp_path, within=5.0) == []
         assert _scratch_folders(tmp) == []
     finally:
