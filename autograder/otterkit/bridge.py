@@ -10,7 +10,10 @@ code in isolated processes; the first test case of an exercise grades it, the ot
 from __future__ import annotations
 
 import ast
+import atexit
+import functools
 import hashlib
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -101,7 +104,8 @@ def grade_cells(
 
 
 # -- the plugin: trusted scores ---------------------------------------------------------------------------------
-def assignment_folder(name: str, places: Sequence[Path] | None = None) -> str | Path:
+@functools.cache
+def assignment_folder(name: str, places: tuple[Path, ...] | None = None) -> str | Path:
     """Where the grading host finds assignment `name`: a built-in, or an assignment installed with the project;
     else the folder the autograder zip ships inside its project wheel (`autograder/_data/assignments/<name>/`,
     see otterkit.build.add_to_wheel), unpacked once into a temporary folder. Under `otter run` the host's own
@@ -121,7 +125,9 @@ def assignment_folder(name: str, places: Sequence[Path] | None = None) -> str | 
                 members = [m for m in archive.namelist() if m.startswith(prefix) and not m.endswith("/")]
                 if not members:
                     continue
-                folder = Path(tempfile.mkdtemp(prefix="autograder-shipped-")) / name
+                holder = tempfile.mkdtemp(prefix="autograder-shipped-")
+                atexit.register(shutil.rmtree, holder, ignore_errors=True)
+                folder = Path(holder) / name
                 for member in members:
                     target = folder / member[len(prefix) :]
                     if ".." in Path(member[len(prefix) :]).parts:

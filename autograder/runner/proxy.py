@@ -209,7 +209,9 @@ def guard_this_process() -> None:
     process's memory or files through /proc), stop its workers when it exits, and, in a main process whose
     SIGTERM and SIGHUP nobody else handles, on those too, so that no worker or scratch folder is left."""
     sandbox.protect_this_process()
-    sweep_stale()  # scratch folders of graders that were killed before they could remove them
+    # Scratch folders of graders that were killed before they could remove them: in the background, at low
+    # priority, as what a killed grader left may be a tree of many thousands of files, and grading must not wait.
+    threading.Thread(target=_sweep_quietly, name="sweep-stale-scratch", daemon=True).start()
     atexit.register(_stop_all)
     # A process that multiprocessing started (a scoring process) ends with os._exit, after its finalizers but
     # without atexit's handlers.
@@ -221,6 +223,11 @@ def guard_this_process() -> None:
         for signum in (signal.SIGTERM, signal.SIGHUP):  # a terminal closed: as SIGTERM
             if signal.getsignal(signum) is signal.SIG_DFL:
                 signal.signal(signum, _stop_all_and_exit)
+
+
+def _sweep_quietly() -> None:
+    with contextlib.suppress(Exception):  # a sweep that fails leaves folders for the next one, nothing else
+        sweep_stale()
 
 
 class Worker:
