@@ -160,8 +160,7 @@ def _stop_all() -> None:
     workers = list(_live_workers)
     for worker in workers:  # all at once: each keeper kills its worker, waits for it and removes its scratch
         if not worker.closed:
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                worker.process.terminate()
+            worker.signal(signal.SIGTERM)
     for worker in workers:
         worker.stop()
     remove_scratch_parent()
@@ -269,6 +268,10 @@ class Worker:
             raise ForkServerFailed(fork_server_failure()) from None
         finally:
             child.close()
+        try:  # the keeper is the fork server's child: its pid is only safe to signal through a pidfd
+            self.pidfd = os.pidfd_open(self.process.pid or -1)
+        except (AttributeError, OSError):  # not Linux 5.3+: it is ended through its pipe only
+            self.pidfd = -1
         self.fd = self.conn.fileno()
         os.set_blocking(self.fd, False)  # every read and write below has a deadline
         self.seq = 0
@@ -335,12 +338,23 @@ class Worker:
         self.conn.close()
         self.process.join(timeout=_STOP_WAIT_S)
         if self.process.exitcode is None:
-            self.process.kill()
+            self.signal(signal.SIGKILL)
             self.process.join(timeout=_STOP_WAIT_S)
         self.last_output, self.last_output_size = self.output_tail(), self.output_size()
         self._release()
 
+    def signal(self, signum: int) -> None:
+        """Signal the keeper through its pidfd: its pid may already name another process (pids are reused, and
+        fast where many processes come and go), its pidfd never does."""
+        if self.pidfd < 0:
+            return
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self.pidfd, signum)
+
     def _release(self) -> None:
+        if getattr(self, "pidfd", -1) >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
         for fd in (self.output, self.progress):
             try:
                 os.close(fd)
