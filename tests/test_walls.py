@@ -413,7 +413,7 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
             start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a start can take minutes while the suite's otter runs load both cores
         while not any("ag-worker" in p for p in _processes_in(tmp)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert any("ag-worker" in p for p in _processes_in(tmp)), "no worker started"
@@ -423,12 +423,12 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
         else:
             run.send_signal(getattr(signal, how))
         try:
-            run.wait(timeout=30)
+            run.wait(timeout=90)
         except subprocess.TimeoutExpired:
             run.send_signal(signal.SIGUSR1)
             time.sleep(2)
             left = "\n".join(_processes_in(tmp_path))
-            pytest.fail(f"still running 30 s after {how}: {left}\n{errors.read_text()[-6000:]}")
+            pytest.fail(f"still running 90 s after {how}: {left}\n{errors.read_text()[-6000:]}")
         assert _ended(tmp_path, within=5.0) == []
         assert _scratch_folders(tmp) == []
     finally:
