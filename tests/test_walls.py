@@ -416,7 +416,8 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
         deadline = time.monotonic() + 300  # a start can take minutes while the suite's otter runs load both cores
         while not any("ag-worker" in p for p in _processes_in(tmp)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert any("ag-worker" in p for p in _processes_in(tmp)), "no worker started"
+        started = any("ag-worker" in p for p in _processes_in(tmp))
+        assert started, f"no worker started: {run.poll()=}\n{errors.read_text(errors='replace')[-4000:]}"
         time.sleep(0.5)  # every scoring process at work
         if how == "SIGINT to the group":
             os.killpg(run.pid, signal.SIGINT)
