@@ -6,19 +6,21 @@ import argparse
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autograder import __version__, messages, terminal
-from autograder.grader import Batch, DaskExecutor, Executor, GradingError, grade
-from autograder.options import GradingOptions, add_run_options, options_from_args
+from autograder.errors import GradingError
+from autograder.options import DEFAULT_COMMON, DEFAULT_THRESHOLD, GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
-from autograder.runner import missing_walls
-from autograder.similarity import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.spec import SpecError, load_assignment
 from autograder.text import shown
+
+if TYPE_CHECKING:  # the grading machinery (torch, pytest) is imported by the commands that grade, when they run
+    from autograder.grader import Batch, Executor
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # `validate` found problems
@@ -326,6 +328,8 @@ def run_with_progress(
     resume: bool = False,
     executor: Executor | None = None,
 ) -> Batch:
+    from autograder.grader import grade
+
     spec = load_assignment(assignment)
     columns = (
         TextColumn(f"grading {spec.name}", markup=False),
@@ -364,6 +368,8 @@ def run_with_progress(
 
 def walls_note(results: Sequence[SubmissionResult]) -> str:
     """The note naming the walls that some of `results` ran without ("" where all had them all)."""
+    from autograder.runner import missing_walls
+
     missing: dict[str, int] = {}
     for result in results:
         for wall in missing_walls(result.walls):
@@ -405,6 +411,8 @@ def not_graded_note(console: Console, results: Sequence[SubmissionResult], out: 
 
 
 def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
+    from autograder.grader import DaskExecutor
+
     options = options_from_args(args)
     executor: Executor | None = None
     if args.executor == "dask":

@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from autograder import messages
+from autograder.errors import GradingError
 from autograder.options import GradingOptions, gpu_share, place_on_gpu
 from autograder.pytest_plugin import GradingPlugin
 from autograder.results import (
@@ -58,10 +59,6 @@ from autograder.submission import Submission, load_submissions
 GRADING_INI = Path(__file__).with_name("grading_pytest.ini")
 MAX_CHUNK = 8
 _STOP_SCORING_S = 10.0  # for scoring processes to end after an interrupt
-
-
-class GradingError(RuntimeError):
-    """The grader itself cannot run (bad checks, bad options); distinct from a submission's failure."""
 
 
 class ClusterLost(Exception):

@@ -8,11 +8,15 @@ import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from autograder import messages
-from autograder.runner import WorkerConfig
+
+if TYPE_CHECKING:
+    from autograder.runner import WorkerConfig
+
+DEFAULT_THRESHOLD = 0.6  # `similarity`: how alike two submissions' code must be to be listed
+DEFAULT_COMMON = 10  # `similarity`: code found in more submissions than this is common, not copied
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MEMORY_MB = 4096
@@ -37,6 +41,8 @@ class GradingOptions:
 
 # -- devices --------------------------------------------------------------------------------------------------------
 def resolve_device(requested: str) -> str:
+    import torch  # here, not at the top: building the command line must not import torch (`--help`, `list`)
+
     """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -48,6 +54,8 @@ def resolve_device(requested: str) -> str:
 
 
 def cuda_index(device: str) -> int | None:
+    import torch
+
     """The GPU a worker grading on `device` uses: "cuda" is the first (torch.cuda.set_device needs an index)."""
     if not device.startswith("cuda"):
         return None
@@ -55,6 +63,8 @@ def cuda_index(device: str) -> int | None:
 
 
 def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
+    import torch
+
     """With `--device cuda` and several GPUs, a chunk of submissions goes to one of them, chosen by `key`."""
     count = torch.cuda.device_count() if options.device == "cuda" else 0
     if count <= 1:
@@ -63,6 +73,8 @@ def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
 
 
 def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
+    import torch
+
     """Workers that share a GPU (more scoring processes than GPUs) each get an equal share of its memory."""
     if not options.device.startswith("cuda") or options.gpu_memory_fraction:
         return options
@@ -73,6 +85,8 @@ def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
 
 # -- what a worker gets ---------------------------------------------------------------------------------------------
 def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] = ()) -> WorkerConfig:
+    from autograder.runner import WorkerConfig
+
     """The set-up of every worker that runs a submission graded with `options`; `helpers` is the assignment's
     helpers module as (name, source). `Worker` completes it with its scratch folder."""
     return WorkerConfig(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autograder.csvfile import csv_text, text_cell
+from autograder.options import DEFAULT_COMMON, DEFAULT_THRESHOLD
 from autograder.pages import _STYLE as PAGE_STYLE
 from autograder.pages import _h
 from autograder.paths import EXAMPLES_DIR
@@ -33,8 +34,6 @@ from autograder.submission import Submission, from_bytes, load_path, load_submis
 if TYPE_CHECKING:
     from copydetect import CodeFingerprint
 
-DEFAULT_THRESHOLD = 0.6
-DEFAULT_COMMON = 10
 # copydetect's defaults (its import, which brings matplotlib's pyplot, waits until a comparison needs it): the
 # shortest match counted, in normalised characters (`x = f(y)` is `V=V(V)`, 6), and a window of 1, which keeps
 # every k-gram since its guarantee threshold equals the noise threshold.

@@ -241,3 +241,18 @@ def test_python_dash_m_and_console_script_agree():
     listed = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and "cross_entropy_loss (10)" in listed.stdout
     assert run_cli("list").stdout == listed.stdout
+
+
+@pytest.mark.parametrize(
+    "command", ["--help", "--version", "list", "grade --help", "check --help", "similarity --help"]
+)
+def test_the_commands_that_grade_nothing_import_no_torch(command):
+    """Counted, not timed: `--help`, `list` and `--version` never import the grading machinery."""
+    probe = (
+        "import sys\nfrom autograder.cli import main\n"
+        f"try:\n    main({command.split()!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'pytest', 'distributed') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
