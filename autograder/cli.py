@@ -441,7 +441,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int | None:
     return status
 
 
-def cmd_check(args: argparse.Namespace, console: Console) -> None:
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """A student's self-check. Reading the notebook and naming the assignment are library calls that raise one
     clear ValueError (exit 2), so that other front ends (a student bundle) can reuse them."""
     from autograder.grader import grade_chunk
@@ -462,6 +462,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> None:
         [result] = grade_chunk(spec, [submission], options_from_args(args), public_only=True, exercises=exercises)
     for line in check_lines(result):
         console.print(line, markup=False, soft_wrap=True)
+    return 0 if result.graded else EXIT_NOT_GRADED
 
 
 def cmd_build(args: argparse.Namespace, console: Console) -> None:

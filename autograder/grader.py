@@ -45,6 +45,7 @@ from autograder.runner import (
     bare_main_module,
     end_this_process,
     exact_float32,
+    fork_server_context,
     fork_server_failure,
     guard_this_process,
     name_this_process,
@@ -265,9 +266,7 @@ class LocalExecutor:
         # Scoring processes are forks of a fork server that has imported torch, pytest and the grader once,
         # instead of N fresh interpreters importing them each (~2.5 s apiece). The fork server holds no
         # assignment, reference or submission: those reach each scoring process with its chunk.
-        context = multiprocessing.get_context("forkserver")
-        assert isinstance(context, multiprocessing.context.ForkServerContext)
-        context.set_forkserver_preload([FORK_SERVER_PRELOAD, "autograder.grader"])
+        context = fork_server_context([FORK_SERVER_PRELOAD, "autograder.grader"])
         pool = ProcessPoolExecutor(
             max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
         )

@@ -22,6 +22,11 @@ FORK_SERVER_FAILED = (
     "assignment's `preload` ({modules}); its own output above says why. Check that each of them imports in this "
     "environment: python -c 'import <module>'."
 )
+TMPDIR_TOO_LONG = (
+    "The temporary folder {folder} has too long a path for the socket the grader starts its workers through (a "
+    "socket's path holds at most {limit} bytes), and none of /tmp, /var/tmp and /dev/shm is writable: set TMPDIR "
+    "to a shorter folder."
+)
 NO_DASK = "--executor dask needs Dask: pip install 'dask[distributed]' (and dask-jobqueue for Slurm)"
 MISSING_WALLS = (
     "Note: {count} of {total} submission(s) ran without these walls: {walls}. {why}See 'Running untrusted "

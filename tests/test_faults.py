@@ -23,7 +23,7 @@ from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
 from autograder.results import NOT_GRADED, read_result
 from autograder.runner import proxy
-from autograder.runner.scratch import start_time, sweep_stale
+from autograder.runner.scratch import _PARENT, SHORT_BASES, start_time, sweep_stale
 
 from .conftest import EXAMPLES
 
@@ -68,6 +68,15 @@ def test_a_worker_that_cannot_start_is_tried_again_then_written_as_not_graded_ne
     [again] = grade("mlp", [CORRECT], out_dir=out, options=OPTIONS, resume=True).results
     assert again.graded and again.score == 40
     assert (out / "grades.csv").read_text().splitlines()[1] == "correct.ipynb,10,10,10,10,40,40"
+
+
+def test_a_self_check_that_could_not_run_says_so_marks_no_check_failed_and_exits_3(monkeypatch, capsys):
+    _break_worker_starts(monkeypatch)
+    assert cli.main(["check", "mlp", str(CORRECT)]) == 3
+    shown = capsys.readouterr().out
+    assert "No check was run: the grader could not run code on this machine" in shown
+    assert "could not start the process that runs this code" in shown  # the reason, for the staff
+    assert "[FAIL]" not in shown and "public checks passed" not in shown
 
 
 def test_one_failed_start_is_retried_and_costs_nothing(monkeypatch):
@@ -128,7 +137,15 @@ def test_building_the_student_bundle_on_a_machine_that_cannot_start_workers_blam
 
 
 # -- the scratch folders of a grader that was killed ------------------------------------------------------------
-def test_the_scratch_folders_of_a_killed_grader_are_swept_by_the_next_one_and_a_live_ones_kept(tmp_path):
+def _folders_of(pid: int, tmp: Path) -> list[Path]:
+    """The scratch folders' folder and socket folder of grader process `pid`: under `tmp` or a short base."""
+    return [
+        path for base in dict.fromkeys((tmp, *map(Path, SHORT_BASES))) if base.is_dir() for path in base.iterdir()
+        if (match := _PARENT.match(path.name)) and match.group(2) == str(pid)
+    ]  # fmt: skip
+
+
+def test_the_scratch_folders_of_a_killed_grader_are_swept_by_the_next_one_and_a_live_ones_kept(tmp_path, monkeypatch):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     hanging = tmp_path / "hang.py"
@@ -140,19 +157,42 @@ def test_the_scratch_folders_of_a_killed_grader_are_swept_by_the_next_one_and_a_
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300  # a start can take minutes while the suite's otter runs load both cores
-        while not [p for p in tmp.iterdir() if p.name.startswith("autograder-")]:
-            assert time.monotonic() < deadline, "no scratch folder made"
+        # its workers' scratch folders' folder, and its fork server's socket folder (under /tmp where tmp's path
+        # is too long for a socket's)
+        while len(_folders_of(run.pid, tmp)) < 2:
+            assert time.monotonic() < deadline, f"no scratch or socket folder made: {run.poll()=}"
             time.sleep(0.2)
         time.sleep(1.0)
     finally:
-        run.send_signal(signal.SIGKILL)  # no handler runs: its folder stays
+        run.send_signal(signal.SIGKILL)  # no handler runs: its folders stay
         run.wait()
-    [stale] = [p for p in tmp.iterdir() if p.name.startswith("autograder-")]
-    (stale / "left.bin").write_bytes(b"x" * 1000)
+    stale = _folders_of(run.pid, tmp)
+    assert len(stale) == 2, stale
+    for folder in stale:
+        (folder / "left.bin").write_bytes(b"x" * 1000)
     live = Path(tempfile.mkdtemp(prefix=f"autograder-{os.stat('/proc/self/ns/pid').st_ino}-{os.getpid()}-"
                                         f"{start_time(os.getpid())}-", dir=tmp))  # fmt: skip
-    assert sweep_stale(str(tmp)) == [str(stale)]
-    assert not stale.exists() and live.exists()
+    assert sweep_stale(str(tmp)) == [str(p) for p in stale if p.parent == tmp]  # only the folder it is given
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    sweep_stale()  # TMPDIR and the short bases
+    assert not any(p.exists() for p in stale) and live.exists()
+
+
+def test_a_long_tmpdir_still_grades_and_leaves_no_socket_folder(tmp_path):
+    """A cluster job's or CI runner's TMPDIR can be too long for a socket's path (107 bytes): the fork server's
+    socket goes to a short folder instead, and every worker starts."""
+    tmp = tmp_path / ("t" * max(1, 110 - len(str(tmp_path))))
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade", "mlp", str(CORRECT), "-o", str(tmp_path / "o"), "-j", "2"],
+        env={**os.environ, "TMPDIR": str(tmp)}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert read_result(tmp_path / "o" / "correct.json").score == 40
+    assert "AF_UNIX" not in out + err
+    left = [p.name for p in tmp.iterdir() if p.name.startswith(("autograder-", "pymp-"))]
+    assert left == [] and _folders_of(proc.pid, tmp) == []  # its folders went with it
 
 
 # -- one results folder, one writer --------------------------------------------------------------------------

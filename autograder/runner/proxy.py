@@ -20,9 +20,17 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from autograder import messages
+from autograder.errors import GradingError
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.runner import channel, sandbox, wire
-from autograder.runner.scratch import remove_scratch_parent, remove_tree, scratch_parent, sweep_stale
+from autograder.runner.scratch import (
+    SOCKET_PATH_MAX,
+    remove_scratch_parent,
+    remove_tree,
+    scratch_parent,
+    socket_folder,
+    sweep_stale,
+)
 from autograder.runner.worker import (
     DESCRIPTION_FIELDS,
     MAX_REPLY_BYTES,
@@ -128,12 +136,36 @@ def preload_modules(names: Sequence[str]) -> None:
         os.environ[PRELOAD_ENV] = " ".join(dict.fromkeys(wanted))
 
 
+def _own_socket_folder() -> None:
+    """multiprocessing's fork server listens on a socket in a folder it would make under TMPDIR as pymp-*: left
+    behind should this process be killed, and too long a path for a socket under a long TMPDIR. The folder is
+    made here instead (see `socket_folder`), removed when this process ends, or swept if it is killed."""
+    from multiprocessing import forkserver
+
+    config = multiprocessing.process.current_process()._config  # type: ignore[attr-defined]
+    if config.get("tempdir") is not None or getattr(forkserver._forkserver, "_forkserver_address", None):  # type: ignore[attr-defined]
+        return  # a folder made already, or a fork server running (this process's or, inherited, its parent's)
+    folder = socket_folder()
+    if folder is None:
+        raise GradingError(messages.TMPDIR_TOO_LONG.format(folder=tempfile.gettempdir(), limit=SOCKET_PATH_MAX))
+    # removed at this process's end, after its workers (as multiprocessing removes the folder it makes itself)
+    multiprocessing.util.Finalize(None, remove_tree, args=(folder,), exitpriority=-100)
+    config["tempdir"] = folder
+
+
+def fork_server_context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
+    """multiprocessing's fork server context: it imports `preload` before it forks; its socket is where one fits."""
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, multiprocessing.context.ForkServerContext)
+    context.set_forkserver_preload(list(preload))
+    _own_socket_folder()
+    return context
+
+
 def _context() -> multiprocessing.context.ForkServerContext:
     # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
     # re-import per submission, and none of the scoring process's state (references, checks) in the child.
-    context = multiprocessing.get_context("forkserver")
-    assert isinstance(context, multiprocessing.context.ForkServerContext)
-    context.set_forkserver_preload([FORK_SERVER_PRELOAD])
+    context = fork_server_context([FORK_SERVER_PRELOAD])
     _reuse_parent_fork_server()
     return context
 

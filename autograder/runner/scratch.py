@@ -100,14 +100,18 @@ def _pid_namespace() -> int:
         return 0
 
 
+def _prefix() -> str:
+    pid = os.getpid()
+    return f"autograder-{_pid_namespace()}-{pid}-{start_time(pid) or 0}-"
+
+
 def scratch_parent() -> str:
     """This process's folder for its workers' scratch folders (made on first use). Others may pass through it to
     a scratch folder they own (a root grader's workers run as nobody) but not list it."""
     global _parent
     pid = os.getpid()
     if _parent is None or _parent[0] != pid:
-        prefix = f"autograder-{_pid_namespace()}-{pid}-{start_time(pid) or 0}-"
-        path = os.path.realpath(tempfile.mkdtemp(prefix=prefix))
+        path = os.path.realpath(tempfile.mkdtemp(prefix=_prefix()))
         os.chmod(path, 0o711)
         _parent = (pid, path)
     return _parent[1]
@@ -121,10 +125,39 @@ def remove_scratch_parent() -> None:
         _parent = None
 
 
+SOCKET_PATH_MAX = 107  # bytes of an AF_UNIX socket's path on Linux (sun_path less its terminating NUL)
+SHORT_BASES = ("/tmp", "/var/tmp", "/dev/shm")
+_LISTENER = len("/abcdefgh/listener-abcdefgh")  # the folder's random suffix and the socket multiprocessing names
+
+
+def socket_folder() -> str | None:
+    """A new folder for the sockets of this process (multiprocessing's fork server listens on one), named as the
+    scratch folders' folders are, so that a later grader's sweep removes it should this process be killed. Under
+    TMPDIR where a socket's path fits (at most 107 bytes), else under the first of SHORT_BASES where it does: a
+    long TMPDIR (a cluster job's, a CI runner's, pytest's) would otherwise keep every worker from starting. None
+    where no such folder can be made."""
+    prefix = _prefix()
+    for base in dict.fromkeys((tempfile.gettempdir(), *SHORT_BASES)):
+        if len(os.fsencode(os.path.join(base, prefix))) + _LISTENER > SOCKET_PATH_MAX:
+            continue
+        try:
+            return tempfile.mkdtemp(prefix=prefix, dir=base)
+        except OSError:
+            continue
+    return None
+
+
 def sweep_stale(folder: str | None = None) -> list[str]:
-    """Remove the scratch folders' folders of grader processes that no longer exist (killed, or on a machine
-    that lost power), if this user owns them; returns their paths. Folders of running graders are left alone."""
-    folder = folder or tempfile.gettempdir()
+    """Remove the scratch folders' folders (and socket folders) of grader processes that no longer exist (killed,
+    or on a machine that lost power), if this user owns them; returns their paths. Folders of running graders
+    are left alone. `folder`: where to look; by default TMPDIR and SHORT_BASES."""
+    removed: list[str] = []
+    for where in (folder,) if folder else dict.fromkeys((tempfile.gettempdir(), *SHORT_BASES)):
+        removed += _sweep(where)
+    return removed
+
+
+def _sweep(folder: str) -> list[str]:
     removed: list[str] = []
     try:
         names = os.listdir(folder)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     print("\n".join(check_lines(result)))
-    return 0
+    return 0 if result.graded else 3  # as `autograder check`: the machine's fault, not the notebook's
 
 
 if __name__ == "__main__":

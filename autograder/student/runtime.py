@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autograder.options import GradingOptions
-from autograder.results import SubmissionResult
+from autograder.results import NOT_GRADED_BEFORE, SubmissionResult
 from autograder.spec import AssignmentSpec, load_assignment
 
 BUNDLES_PACKAGE = "autograder_bundles"
@@ -29,6 +29,10 @@ NOT_INSTALLED = (
 NO_BUNDLE_HERE = "{path}: no student bundle here (expected a file autograder_student_<assignment>-*.whl)"
 SEVERAL_BUNDLES = "{path}: holds bundles of several assignments ({names}); pass the wheel itself"
 SELF_CHECK_SUMMARY = "{passed} of {total} public checks passed. Hidden checks are run when you submit."
+SELF_CHECK_NOT_RUN = (
+    "No check was run: the grader could not run code on this machine (the reason is above). This says nothing "
+    "about your notebook: try again, and if it happens again, show this message to your course's staff."
+)
 UNKNOWN_EXERCISE = "The bundle of '{assignment}' has no public checks for an exercise '{exercise}' (it has: {known})"
 
 
@@ -133,7 +137,10 @@ def _exercises(spec: AssignmentSpec, exercise: str | None) -> Sequence[str] | No
 
 def check_lines(result: SubmissionResult) -> list[str]:
     """A student's self-check as text (`autograder check`, `python -m autograder.student`): every public check,
-    with its full message when it failed; advice is marked TIP and counts nothing."""
+    with its full message when it failed; advice is marked TIP and counts nothing. A notebook the grader could
+    not check (a fault of the machine's, not of the notebook's) is said so, with no check marked failed."""
+    if not result.graded:
+        return [f"  {result.not_graded or NOT_GRADED_BEFORE}", SELF_CHECK_NOT_RUN]
     lines = [f"  note: {error}" for error in result.errors]
     passed = total = 0
     for exercise in result.exercises:
