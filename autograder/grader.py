@@ -282,7 +282,10 @@ class LocalExecutor:
                 except (EOFError, ConnectionError):  # the fork server died before it could fork (a preload)
                     raise GradingError(fork_server_failure()) from None
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                # Never an untimed wait: a Ctrl-C that the kernel delivers to another of this process's threads
+                # (the pool's) only runs its handler once the main thread wakes up, and an untimed lock wait never
+                # does: the grader went on after Ctrl-C.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield [SubmissionResult.from_dict(d) for d in future.result()]
         except BaseException:  # Ctrl-C, or a caller that stopped early: stop now, not after every queued chunk

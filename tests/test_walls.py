@@ -388,10 +388,24 @@ def test_removing_a_scratch_folder_follows_no_link_and_survives_any_tree(tmp_pat
 HANGING = CE_HEAD + "    while True:\n        pass\n"
 
 
+def _signal_thread(pid: int, signum: int) -> None:
+    """Send `signum` to one thread of `pid` other than its main one (tgkill), as the kernel may deliver a signal
+    sent to the whole process."""
+    import ctypes
+
+    others = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    assert others, "the grader has one thread only"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(234, pid, others[0], signum) == 0, os.strerror(ctypes.get_errno())  # 234: tgkill, x86-64
+
+
 @pytest.mark.parametrize(
     "command, how",
-    [("grade -j 2", "SIGINT to the group"), ("grade -j 1", "SIGTERM"), ("grade -j 2", "SIGHUP"), ("check", "SIGHUP")],
-    ids=["grade-ctrl-c", "grade-sigterm", "grade-sighup", "check-sighup"],
+    [("grade -j 2", "SIGINT to the group"), ("grade -j 2", "SIGINT to a thread"), ("grade -j 1", "SIGINT to a thread"),
+     ("grade -j 1", "SIGTERM"),
+     ("grade -j 2", "SIGHUP"), ("check", "SIGHUP")],
+    ids=["grade-ctrl-c", "grade-ctrl-c-other-thread", "grade-1-ctrl-c-other-thread", "grade-sigterm", "grade-sighup",
+         "check-sighup"],
 )
 def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, command, how):
     folder, tmp = tmp_path / "subs", tmp_path / "tmp"
@@ -421,6 +435,8 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
         time.sleep(0.5)  # every scoring process at work
         if how == "SIGINT to the group":
             os.killpg(run.pid, signal.SIGINT)
+        elif how == "SIGINT to a thread":  # the kernel may give a process's signal to any of its threads
+            _signal_thread(run.pid, signal.SIGINT)
         else:
             run.send_signal(getattr(signal, how))
         try:

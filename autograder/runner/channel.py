@@ -34,7 +34,9 @@ def _wait(fd: int, events: int, deadline: float) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimedOut
-        ready = poller.poll(max(1, int(left * 1000)))
+        # at most half a second at a time: a signal the kernel gives another thread of this process (Ctrl-C) has
+        # its handler run only when the main thread wakes, and a long poll would not wake it
+        ready = poller.poll(max(1, int(min(left, 0.5) * 1000)))
         if ready:
             return
 
