@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder import __version__, messages, terminal
 from autograder.errors import GradingError
+from autograder.lms.platform import PLATFORMS
 from autograder.options import DEFAULT_COMMON, DEFAULT_THRESHOLD, GradingOptions, add_run_options, options_from_args
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
@@ -142,8 +143,8 @@ def _grading_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _lms_commands(commands: argparse._SubParsersAction) -> None:
-    i = commands.add_parser("intake", help="unpack a Canvas, Moodle or Gradescope download: one notebook per student")
-    i.add_argument("lms", choices=("canvas", "moodle", "gradescope"))
+    i = commands.add_parser("intake", help="unpack an LMS's submissions download: one notebook per student")
+    i.add_argument("lms", choices=tuple(PLATFORMS))
     i.add_argument("download", type=Path, help="the LMS's submissions zip (Canvas, Moodle: all submissions)")
     _out(i, "folder for the notebooks and identities.json", required=True)
     i.add_argument("--roster", type=Path, help="roster CSV: names, emails, SIS ids")
@@ -165,7 +166,7 @@ def _lms_commands(commands: argparse._SubParsersAction) -> None:
     i.set_defaults(handler=_lms("cmd_intake"))
 
     e = commands.add_parser("export", help="grades for an LMS from a results folder")
-    e.add_argument("format", choices=("gradescope", "canvas", "moodle"), help="the LMS to write grades for")
+    e.add_argument("format", choices=tuple(PLATFORMS), help="the LMS to write grades for")
     e.add_argument("results", type=Path, help=RESULTS_HELP)
     _assignment(e, " (default: the one the results name)")
     _out(e, "CSV file (canvas, moodle) or folder (gradescope)", required=True)

@@ -11,8 +11,7 @@ import pytest
 
 from autograder import lms, similarity
 from autograder.csvfile import csv_text, text_cell
-from autograder.lms import GradeRow, Identity
-from autograder.lms.export import MOODLE_KEYS, WORKSHEET_HEADER
+from autograder.lms import GradeRow, Identity, canvas, moodle
 from autograder.results import grades_csv
 from autograder.spec import load_assignment
 
@@ -74,7 +73,7 @@ def test_canvas_gradebook_neutralises_every_identity_cell_and_keeps_points_possi
         identity = Identity(key=f"s{n}", name=name, user_id=name, sis_id=name, login=name, section=name)
         rows.append(GradeRow(identity, fake_result(f"s{n}", score(n))))
     rows.append(GradeRow(Identity(key="none", name="-Nobody", login="@nobody", section="+B"), None))
-    table = read_back(lms.canvas_csv(rows, "MLP (4242)", 10, missing="0"), 2 + len(rows))
+    table = read_back(canvas.gradebook_csv(rows, "MLP (4242)", 10, missing="0"), 2 + len(rows))
     assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "MLP (4242)"]
     assert table[1] == ["    Points Possible", "", "", "", "", "10"]
     for n, (row, name) in enumerate(zip(table[2:-1], HOSTILE, strict=True)):
@@ -89,8 +88,8 @@ def test_moodle_import_neutralises_the_identifying_column(key, field):
         for n, name in enumerate(HOSTILE)
     ]
     rows.append(GradeRow(Identity(key="none", **{field: "=1+1"}), None))
-    table = read_back(lms.moodle_csv(rows, "mlp", key=key, missing="0"), 1 + len(rows))
-    assert table[0] == [MOODLE_KEYS[key][0], "mlp", "Feedback"]
+    table = read_back(moodle.grades_csv(rows, "mlp", key=key, missing="0"), 1 + len(rows))
+    assert table[0] == [moodle.KEYS[key][0], "mlp", "Feedback"]
     for n, (row, name) in enumerate(zip(table[1:-1], HOSTILE, strict=True)):
         assert row == [neutralised(name), f"{score(n):g}", lms.summary_line(rows[n].result)]
     assert table[-1] == ["'=1+1", "0", "No submission."]
@@ -101,8 +100,8 @@ def test_moodle_worksheet_neutralises_full_names():
         GradeRow(Identity(key=f"s{n}", name=name, participant_id=str(600 + n)), fake_result(f"s{n}", score(n)))
         for n, name in enumerate(HOSTILE)
     ]
-    table = read_back(lms.moodle_worksheet(rows), 1 + len(rows))
-    assert table[0] == list(WORKSHEET_HEADER)
+    table = read_back(moodle.worksheet(rows), 1 + len(rows))
+    assert table[0] == list(moodle.WORKSHEET_HEADER)
     for n, (row, name) in enumerate(zip(table[1:], HOSTILE, strict=True)):
         identifier, full_name, grade, _, feedback = row
         assert (identifier, full_name, grade) == (f"Participant {600 + n}", neutralised(name), f"{score(n):g}")
@@ -117,9 +116,9 @@ def test_scores_stay_numbers_and_only_the_feedback_text_beginning_with_one_is_ne
     grades = list(csv.reader(io.StringIO(grades_csv(spec, [result]), newline="")))
     assert grades[1][-2:] == ["-1.5", "10"]
     row = GradeRow(Identity(key="s0", email="s0@uni.example", name="S", participant_id="1"), result)
-    [_, moodle] = csv.reader(io.StringIO(lms.moodle_csv([row], "mlp"), newline=""))
-    assert moodle == ["s0@uni.example", "-1.5", "'" + lms.summary_line(result)]
-    [_, worksheet] = csv.reader(io.StringIO(lms.moodle_worksheet([row]), newline=""))
+    [_, imported] = csv.reader(io.StringIO(moodle.grades_csv([row], "mlp"), newline=""))
+    assert imported == ["s0@uni.example", "-1.5", "'" + lms.summary_line(result)]
+    [_, worksheet] = csv.reader(io.StringIO(moodle.worksheet([row]), newline=""))
     assert worksheet[2] == "-1.5" and worksheet[4] == "'-1.5/10: cross_entropy_loss -1.5/10"
 
 

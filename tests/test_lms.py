@@ -15,7 +15,8 @@ import pytest
 
 from autograder import lms, messages
 from autograder.grader import grade
-from autograder.lms import cli as lms_cli
+from autograder.lms import canvas, gradescope
+from autograder.lms import moodle as moodle_platform
 from autograder.options import GradingOptions
 from autograder.results import ExerciseResult, SubmissionResult, write_json
 from autograder.spec import load_assignment
@@ -105,7 +106,7 @@ def test_canvas_anonymous_grading_download_is_taken_and_kept_out_of_the_gradeboo
     assert late.late and late.anonymous_id == "12345" and late.file == "2_mlp.ipynb" and not late.user_id
     rows = [lms.GradeRow(i, fake_result(i.key, 10)) for i in identities.values()]
     with pytest.raises(lms.LmsError, match="anon_12345, anon_x7k2p: anonymous submissions cannot go"):
-        lms.canvas_csv(rows, "MLP (1)", 40)
+        canvas.gradebook_csv(rows, "MLP (1)", 40)
 
 
 def test_canvas_export_is_a_gradebook_canvas_imports(course):
@@ -235,7 +236,7 @@ def test_moodle_export_by_idnumber_with_zeros_for_non_submitters(moodle):
     rows = lms.grade_rows(
         lms.load_results(root / "results"), list(identities.values()), lms.load_roster(root / "roster.csv")
     )
-    table = list(csv.reader(io.StringIO(lms.moodle_csv(rows, "mlp", key="idnumber", missing="0"))))
+    table = list(csv.reader(io.StringIO(moodle_platform.grades_csv(rows, "mlp", key="idnumber", missing="0"))))
     assert table[0] == ["ID number", "mlp", "Feedback"]
     grades = {row[0]: row[1:] for row in table[1:]}
     assert grades["S-3"] == ["0", "No submission."] and grades["S-9"] == ["0", "No submission."]
@@ -247,7 +248,7 @@ def test_moodle_without_a_roster_says_where_emails_come_from(moodle):
     root, identities = moodle
     rows = lms.grade_rows(lms.load_results(root / "results"), list(identities.values()))
     with pytest.raises(lms.LmsError, match="Alice_Doe_501: no email for this student; pass Moodle's grade export"):
-        lms.moodle_csv(rows, "mlp", key="email")
+        moodle_platform.grades_csv(rows, "mlp", key="email")
 
 
 def test_moodle_blind_marking_fills_in_the_grading_worksheet(tmp_path):
@@ -256,7 +257,7 @@ def test_moodle_blind_marking_fills_in_the_grading_worksheet(tmp_path):
     )
     identities = lms.intake("moodle", blind, tmp_path / "in")
     rows = lms.grade_rows(lms.load_results(write_results(tmp_path / "results", {"Participant_601": 7})), identities)
-    text = lms.moodle_worksheet(rows, now=datetime(2026, 11, 3, 10, 0))
+    text = moodle_platform.worksheet(rows, now=datetime(2026, 11, 3, 10, 0))
     table = list(csv.reader(io.StringIO(text)))
     assert table[0] == ["Identifier", "Full name", "Grade", "Last modified (grade)", "Feedback comments"]
     assert table[1] == ["Participant 601", "", "7", "2026-11-03 10:00:00", "7/10: cross_entropy_loss 7/10"]
@@ -386,7 +387,7 @@ def test_run_autograder_writes_results_json_even_when_the_grader_fails(tmp_path)
     (root / "source").mkdir(parents=True)
     (root / "source" / "assignment.env").write_text("ASSIGNMENT=mlp\n")
     env = _fake_commands(tmp_path / "bin", {"autograder": "echo 'Traceback: boom' >&2; exit 3"})
-    script = lms_cli.GRADESCOPE_DIR / "run_autograder"
+    script = gradescope.RUNNER_DIR / "run_autograder"
     done = subprocess.run(["bash", str(script)], env={**env, "AUTOGRADER_ROOT": str(root)}, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0
@@ -406,7 +407,7 @@ if [ "$1" = -c ]; then exit 1; fi  # this image has neither ensurepip nor venv
 mkdir -p $3/bin && cp {venv_python} $3/bin/python"""
     env = _fake_commands(tmp_path / "bin", {"python3": python3, "apt-get": f'echo "apt-get $*" >> {log}',
                                             "pip3": f'echo "pip3 $*" >> {log}; exit 1'})  # fmt: skip
-    script = lms_cli.GRADESCOPE_DIR / "setup.sh"
+    script = gradescope.RUNNER_DIR / "setup.sh"
     done = subprocess.run(["bash", str(script)], env={**env, "AUTOGRADER_ROOT": str(root)}, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -515,3 +516,52 @@ def test_class_report_failure_rates_name_the_common_mistakes(course):
     worst = rates[0]
     assert worst[2] >= 2  # failed by bob (partly wrong) and erin (template)
     assert all(rates[i][2] / rates[i][3] >= rates[i + 1][2] / rates[i + 1][3] for i in range(len(rates) - 1))
+
+
+# -- a platform of the course's own: one module and one registry line ---------------------------------------------
+COURSE_PLATFORM = '''
+"""A made-up LMS whose download holds <login>/<file> and whose gradebook takes "login;points" lines."""
+from pathlib import PurePosixPath
+
+from autograder.lms.identity import Identity
+from autograder.lms.intake import Student, files_of
+
+title = "Coursebook"
+download = "submissions zip"
+
+
+def students(archive, limits):
+    found = {}
+    for info in files_of(archive):
+        login, name = PurePosixPath(info.filename).parts
+        found.setdefault(login, Student(Identity(key=login, login=login))).files.append((name, info.filename))
+    return list(found.values())
+
+
+def export(request):
+    lines = [f"{stem};{result.score:g}" for stem, result in sorted(request.results.items())]
+    request.out.write_text("\\n".join(lines) + "\\n")
+    return [f"{len(lines)} grades for Coursebook in {request.out}"]
+'''
+
+
+def test_a_new_lms_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
+    from autograder import cli
+
+    (tmp_path / "coursebook.py").write_text(COURSE_PLATFORM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(lms.PLATFORMS, "coursebook", "coursebook")  # the one line
+    download = write_zip(tmp_path / "download.zip", {"ada/mlp.ipynb": MLP / "correct.ipynb",
+                                                     "bob/mlp.ipynb": MLP / "partly_wrong.ipynb"})  # fmt: skip
+    assert cli.main(["intake", "coursebook", str(download), "-o", str(tmp_path / "in")]) == 0
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["ada.ipynb", "bob.ipynb", "identities.json"]
+    grade("mlp", sorted((tmp_path / "in").glob("*.ipynb")), out_dir=tmp_path / "out", options=GradingOptions())
+    assert cli.main(["export", "coursebook", str(tmp_path / "out"), "-o", str(tmp_path / "grades.txt")]) == 0
+    ada, bob = (tmp_path / "grades.txt").read_text().splitlines()
+    assert ada == "ada;40" and bob.startswith("bob;") and float(bob.split(";")[1]) < 40
+    assert "2 grades for Coursebook" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a platform not in the registry is not a choice
+        cli.main(["export", "blackboard", str(tmp_path / "out"), "-o", str(tmp_path / "x")])
+    assert "invalid choice: 'blackboard' (choose from 'canvas', 'moodle', 'gradescope', 'coursebook')" in (
+        capsys.readouterr().err
+    )
