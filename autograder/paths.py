@@ -1,4 +1,4 @@
-"""Where the project's assignments and reference solutions live."""
+"""Where the project's assignments, reference solutions and example submissions live."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT = PROJECT_ROOT if (PROJECT_ROOT / "assignments").is_dir() else Path(__file__).resolve().parent / "_data"
 ASSIGNMENTS_DIR = DATA_ROOT / "assignments"
 REFERENCE_DIR = DATA_ROOT / "reference_solutions"
-EXAMPLES_DIR = PROJECT_ROOT / "examples" / "submissions"
+EXAMPLES_DIR = DATA_ROOT / "examples" / "submissions"  # what `autograder demo` grades
 
 
 def assignment_dir(name_or_path: str | Path) -> Path:
