@@ -54,8 +54,9 @@ ATTACKS: list[tuple[str, str, str, str]] = [
      CE_HEAD + "    big = torch.ones(2**31)\n    return big.sum()\n", "memory"),
     ("memory_bomb_list", "cross_entropy_loss",
      CE_HEAD + "    counts = [0] * 10**10\n    return x.mean()\n", "memory"),
+    # 320 MB whose pages are never touched: refused for its size, never near the time limit, however loaded the machine
     ("huge_return_value", "shuffle_and_split",
-     "def shuffle_and_split_data(X, y, seed):\n    return torch.zeros(80_000_000)\n", "MiB"),
+     "def shuffle_and_split_data(X, y, seed):\n    return torch.empty(80_000_000)\n", "MiB"),
     ("os_exit", "approximate_function",
      "import os\ndef approximate_function(x_train, y_train):\n    os._exit(3)\n", "exited with status 3"),
     ("system_exit", "Net",

@@ -416,8 +416,11 @@ def test_interrupting_grade_or_check_ends_every_process_it_started(tmp_path, com
         arguments = ["check", "mlp", str(folder / "s0.ipynb")]
     else:
         arguments = ["grade", "mlp", str(folder), "-o", str(tmp_path / "out"), *command.split()[1:]]
-    # SIGUSR1 makes it print every thread's stack: what it waits on, should it not end in time
+    # SIGUSR1 makes it print every thread's stack: what it waits on, should it not end in time. SIGINT as a
+    # terminal leaves it: a CI runner may start the suite in the background, with SIGINT ignored (as a shell
+    # does for `cmd &`), and the grader, like any program, inherits that.
     probe = ("import faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+             "signal.signal(signal.SIGINT, signal.default_int_handler); "
              "from autograder.cli import main; sys.exit(main(sys.argv[1:]))")  # fmt: skip
     errors = tmp_path / "stderr.txt"
     with errors.open("wb") as stderr:
