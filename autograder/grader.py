@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
+import json
 import math
 import multiprocessing
 import os
@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ from autograder.results import (
 )
 from autograder.runner import (
     FORK_SERVER_PRELOAD,
+    MessageLost,
     Worker,
     bare_main_module,
     end_this_process,
@@ -50,6 +51,7 @@ from autograder.runner import (
     guard_this_process,
     name_this_process,
     preload_modules,
+    receive_message,
     scoring_ended,
     short_stacks,
 )
@@ -62,6 +64,16 @@ MAX_CHUNK = 8
 _STOP_SCORING_S = 10.0  # for scoring processes to end after an interrupt
 
 
+# A LocalCluster of one thread per process, no dashboard, and its scheduler's HTTP server (which runs without the
+# dashboard too) on a free port: on its default, 8787, a second cluster on the machine starts with a warning.
+LOCAL_CLUSTER: dict[str, Any] = {
+    "threads_per_worker": 1,
+    "processes": True,
+    "dashboard_address": None,
+    "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
+}
+
+
 class ClusterLost(Exception):
     """The cluster the chunks were sent to can no longer be reached (`grade` says what was written)."""
 
@@ -71,17 +83,17 @@ class ClusterLost(Exception):
 
 
 class Executor(Protocol):
-    """Runs chunks of submissions and yields their results as they finish. Where the scoring process shares
-    the results folder with this one, it calls `on_graded` (picklable) with each result as soon as it has it,
-    so that nothing graded is lost if the batch is interrupted."""
+    """Runs chunks of submissions and hands each result to `on_result` exactly once, in the submitting process,
+    as soon as it is known there: a scoring process of this machine hands over each result as it finishes it, a
+    cluster's with its chunk. The submitting process is the results folder's one writer."""
 
     def run(
         self,
         spec: AssignmentSpec,
         chunks: Sequence[list[Submission]],
         options: GradingOptions,
-        on_graded: Callable[[SubmissionResult], None] | None = None,
-    ) -> Iterator[list[SubmissionResult]]: ...
+        on_result: Callable[[SubmissionResult], None],
+    ) -> None: ...
 
 
 @dataclass
@@ -212,15 +224,29 @@ def _forget_check_modules(spec: AssignmentSpec, names: Sequence[str] | None = No
             sys.modules.pop(name, None)
 
 
+# In a scoring process of `--jobs N`: the pipe (and the lock its writers share) through which it hands each result
+# to the submitting process as it finishes it
+_handed_over: tuple[Any, Any] | None = None
+HANDED_OVER_BUDGET = 256 * 2**20  # bytes of one result as JSON: far past any result the grader's caps allow
+HANDED_OVER_WAIT_S = 30.0  # for the rest of a result whose start has arrived (a scoring process killed mid-write)
+
+
+def _hand_over(result: SubmissionResult) -> None:
+    if _handed_over is not None:
+        writer, lock = _handed_over
+        data = json.dumps(result.to_dict()).encode()
+        with lock:
+            writer.send_bytes(data)
+
+
 def _grade_chunk_in_subprocess(
     folder: str,
     submissions: list[Submission],
     options: GradingOptions,
-    on_graded: Callable[[SubmissionResult], None] | None,
     worker_factory: WorkerFactory = Worker,
 ) -> list[dict]:
     spec = load_assignment(folder)
-    results = grade_chunk(spec, submissions, options, on_result=on_graded, worker_factory=worker_factory)
+    results = grade_chunk(spec, submissions, options, on_result=_hand_over, worker_factory=worker_factory)
     return [r.to_dict() for r in results]
 
 
@@ -231,17 +257,10 @@ def _grade_chunk_on_dask(folder: str, submissions: list[Submission], options: Gr
     scheduler hands the chunk to another Dask worker, as it does when one is killed."""
     if multiprocessing.current_process().daemon:  # every worker would fail to start: the batch must stop
         raise GradingError(messages.DASK_DAEMONIC)
-    results = _grade_chunk_in_subprocess(folder, submissions, options, None)
+    results = _grade_chunk_in_subprocess(folder, submissions, options)
     if scoring_ended():
         threading.Event().wait()
     return results
-
-
-def write_result(out_dir: Path, stems: dict[str, str], result: SubmissionResult) -> None:
-    """`on_graded` for a results folder: `<stem>.json`, written atomically by the scoring process. If it cannot
-    be written, the submitting process, which writes it again, says so and stops the batch."""
-    with contextlib.suppress(OSError):
-        write_json(out_dir, stems[result.submission], result)
 
 
 class LocalExecutor:
@@ -257,26 +276,47 @@ class LocalExecutor:
         spec: AssignmentSpec,
         chunks: Sequence[list[Submission]],
         options: GradingOptions,
-        on_graded: Callable[[SubmissionResult], None] | None = None,
-    ) -> Iterator[list[SubmissionResult]]:
+        on_result: Callable[[SubmissionResult], None],
+    ) -> None:
         if self.jobs == 1:
-            for chunk in chunks:
-                yield grade_chunk(spec, chunk, options, on_result=on_graded, worker_factory=self.worker_factory)
+            self._run_here(spec, chunks, options, on_result)
             return
         # Scoring processes are forks of a fork server that has imported torch, pytest and the grader once,
         # instead of N fresh interpreters importing them each (~2.5 s apiece). The fork server holds no
         # assignment, reference or submission: those reach each scoring process with its chunk.
         context = fork_server_context([FORK_SERVER_PRELOAD, "autograder.grader"])
+        # Each result, as its scoring process finishes it (read within a deadline: a scoring process killed
+        # halfway through a write must not hold this one; its chunk's results are then taken from the pool).
+        reader, writer = context.Pipe(duplex=False)
+        os.set_blocking(reader.fileno(), False)
         pool = ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=context, initializer=_start_scoring_process, initargs=(os.getpid(),)
+            max_workers=self.jobs,
+            mp_context=context,
+            initializer=_start_scoring_process,
+            initargs=(os.getpid(), writer, context.Lock()),
         )
+        delivered: set[str] = set()
+        broken: list[str] = []
+
+        def deliver(result: dict) -> None:
+            if result["submission"] not in delivered:  # handed over, and returned again with its chunk
+                delivered.add(result["submission"])
+                on_result(SubmissionResult.from_dict(result))
+
+        def take_handed_over() -> None:
+            while not broken and reader.poll(0):
+                try:
+                    data = receive_message(reader.fileno(), time.monotonic() + HANDED_OVER_WAIT_S, HANDED_OVER_BUDGET)
+                except (MessageLost, OSError) as exc:
+                    broken.append(type(exc).__name__)
+                    return
+                deliver(json.loads(data))
+
         try:
             with bare_main_module():  # the pool starts its processes here: not from an instructor's script
                 try:
                     pending: set[Future[Any]] = {
-                        pool.submit(
-                            _grade_chunk_in_subprocess, str(spec.folder), chunk, options, on_graded, self.worker_factory
-                        )
+                        pool.submit(_grade_chunk_in_subprocess, str(spec.folder), chunk, options, self.worker_factory)
                         for chunk in chunks
                     }
                 except (EOFError, ConnectionError):  # the fork server died before it could fork (a preload)
@@ -285,10 +325,14 @@ class LocalExecutor:
                 # Never an untimed wait: a Ctrl-C that the kernel delivers to another of this process's threads
                 # (the pool's) only runs its handler once the main thread wakes up, and an untimed lock wait never
                 # does: the grader went on after Ctrl-C.
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                take_handed_over()
                 for future in done:
-                    yield [SubmissionResult.from_dict(d) for d in future.result()]
+                    for result in future.result():
+                        deliver(result)
         except BaseException:  # Ctrl-C, or a caller that stopped early: stop now, not after every queued chunk
+            with contextlib.suppress(Exception):  # what was finished before the stop is still recorded
+                take_handed_over()
             processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
             pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
@@ -302,12 +346,40 @@ class LocalExecutor:
                     process.kill()
             raise
         pool.shutdown(wait=True)
+        take_handed_over()
+        reader.close()
+        writer.close()
+
+    def _run_here(
+        self,
+        spec: AssignmentSpec,
+        chunks: Sequence[list[Submission]],
+        options: GradingOptions,
+        on_result: Callable[[SubmissionResult], None],
+    ) -> None:
+        """`--jobs 1`: each chunk in this process. `on_result` runs inside the chunk's pytest session, which would
+        take an error it raises (a results file that cannot be written) for a check's: it is raised after."""
+        failed: list[BaseException] = []
+
+        def deliver(result: SubmissionResult) -> None:
+            if not failed:
+                try:
+                    on_result(result)
+                except BaseException as exc:
+                    failed.append(exc)
+
+        for chunk in chunks:
+            grade_chunk(spec, chunk, options, on_result=deliver, worker_factory=self.worker_factory)
+            if failed:
+                raise failed[0]
 
 
-def _start_scoring_process(submitter: int) -> None:
+def _start_scoring_process(submitter: int, writer: Any, lock: Any) -> None:
     """A scoring process forked from the fork server is not the submitting process's child: when that process
     is killed (SIGKILL, OOM killer), nothing would stop this one. A watcher thread ends it then; what it had
-    graded is already on disk, and `--resume` grades the rest."""
+    handed over is already on disk, and `--resume` grades the rest. `writer`: the pipe each result goes to."""
+    global _handed_over
+    _handed_over = (writer, lock)
     name_this_process("ag-scoring")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the submitter decides
     # The pool terminates its processes on an error exit: their workers and scratch folders end with them.
@@ -348,8 +420,8 @@ class DaskExecutor:
         spec: AssignmentSpec,
         chunks: Sequence[list[Submission]],
         options: GradingOptions,
-        on_graded: Callable[[SubmissionResult], None] | None = None,
-    ) -> Iterator[list[SubmissionResult]]:
+        on_result: Callable[[SubmissionResult], None],
+    ) -> None:
         try:
             import dask
             from distributed import Client, LocalCluster, as_completed
@@ -363,9 +435,7 @@ class DaskExecutor:
                 client = Client(self.scheduler)
                 cluster = None
             else:
-                cluster = LocalCluster(
-                    n_workers=self.jobs, threads_per_worker=1, processes=True, dashboard_address=None
-                )
+                cluster = LocalCluster(n_workers=self.jobs, **LOCAL_CLUSTER)
                 client = Client(cluster)
         try:
             from autograder.dask_plugin import EndWorkersWithDask, quiet_client
@@ -383,7 +453,8 @@ class DaskExecutor:
                 except (CancelledError, OSError, TimeoutError) as exc:  # the scheduler is gone or unreachable
                     problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                     raise ClusterLost(self.scheduler or "LocalCluster", problem) from None
-                yield [SubmissionResult.from_dict(d) for d in chunk]
+                for result in chunk:
+                    on_result(SubmissionResult.from_dict(result))
         finally:
             if client is not self.client:
                 with contextlib.suppress(Exception):  # a client whose scheduler is gone closes with errors
@@ -461,18 +532,9 @@ def _grade_into(
     options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed, out_dir) if p))
     options = gpu_share(options, jobs)
     executor = executor or LocalExecutor(jobs)
-    on_graded = functools.partial(write_result, out_dir, stems) if out_dir is not None else None
+    record = _Recorder(batch, on_result)
     try:
-        for results in executor.run(spec, chunked(submissions, jobs), options, on_graded):
-            for result in results:
-                batch.results.append(result)
-                if out_dir is not None:  # again, for executors whose processes do not share this folder
-                    _written(batch, out_dir / f"{stems[result.submission]}.json", write_json, out_dir,
-                             stems[result.submission], result)  # fmt: skip
-                if on_result:
-                    on_result(result)
-            if out_dir is not None:
-                _write_csv(out_dir, batch)
+        executor.run(spec, chunked(submissions, jobs), options, record)
     except ClusterLost as lost:
         graded = len(batch.results) - len(batch.resumed)
         written = f"{graded} result(s) written to {out_dir}/" if out_dir else f"{graded} graded, none kept"
@@ -484,6 +546,29 @@ def _grade_into(
                 _write_csv(out_dir, batch, rebuilt=True)
     batch.results = ordered(batch.results)
     return batch
+
+
+class _Recorder:
+    """Each result as the executor hands it over: kept in the batch, written to `<stem>.json` (this process is
+    the results folder's one writer), passed on; grades.csv rewritten every few seconds and at the end."""
+
+    CSV_EVERY_S = 2.0
+
+    def __init__(self, batch: Batch, on_result: Callable[[SubmissionResult], None] | None) -> None:
+        self.batch, self.on_result = batch, on_result
+        self.csv_written = time.monotonic()
+
+    def __call__(self, result: SubmissionResult) -> None:
+        batch, out_dir = self.batch, self.batch.out_dir
+        batch.results.append(result)
+        if out_dir is not None:
+            stem = batch.stems[result.submission]
+            _written(batch, out_dir / f"{stem}.json", write_json, out_dir, stem, result)
+            if time.monotonic() - self.csv_written > self.CSV_EVERY_S:
+                _write_csv(out_dir, batch)
+                self.csv_written = time.monotonic()
+        if self.on_result:
+            self.on_result(result)
 
 
 LOCK_FILE = ".autograder-lock"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder import cli, messages
-from autograder.grader import DaskExecutor, GradingError, _hold_out_dir, _release_out_dir, grade
+from autograder.grader import LOCAL_CLUSTER, DaskExecutor, GradingError, _hold_out_dir, _release_out_dir, grade
 from autograder.options import GradingOptions
 from autograder.paths import PROJECT_ROOT
 from autograder.results import NOT_GRADED, read_result
@@ -273,7 +273,7 @@ def test_a_failed_write_names_the_file_keeps_what_was_written_and_says_to_resume
 def test_dask_workers_that_may_not_fork_stop_the_batch_at_once_naming_the_setting(tmp_path):
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, **LOCAL_CLUSTER) as cluster:
         with Client(cluster) as client:  # the default: daemonic worker processes
             with pytest.raises(GradingError) as raised:
                 grade("mlp", [CORRECT], out_dir=tmp_path / "out", options=OPTIONS, executor=DaskExecutor(client=client))

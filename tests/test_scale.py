@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.grader import DaskExecutor, grade
+from autograder.grader import LOCAL_CLUSTER, DaskExecutor, grade
 from autograder.options import GradingOptions
 from autograder.paths import builtin_names
 from autograder.results import SubmissionResult
@@ -33,7 +33,7 @@ def dask_client():
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.worker.daemon": False}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=2, **LOCAL_CLUSTER)
         client = Client(cluster)
     yield client
     client.close()
@@ -72,3 +72,29 @@ def test_several_gpus_share_the_chunks_and_one_gpu_is_shared_by_memory(monkeypat
     assert place_on_gpu(options, "a.ipynb").device == "cuda"
     assert gpu_share(options, jobs=3).gpu_memory_fraction == 0.3
     assert gpu_share(GradingOptions(device="cpu"), jobs=3).gpu_memory_fraction is None
+
+
+@pytest.mark.slow
+def test_two_scoring_processes_hand_each_result_to_this_process_once_as_soon_as_it_is_graded(tmp_path):
+    """This process is the results folder's one writer; a result reaches it when its submission is graded, not
+    when the rest of its chunk is (here: a notebook that loops until its time limit)."""
+    import shutil
+    import time
+
+    from autograder.grader import LocalExecutor
+    from autograder.spec import load_assignment
+    from autograder.submission import load_submissions
+
+    shutil.copy(EXAMPLES / "mlp" / "correct.ipynb", tmp_path / "a_correct.ipynb")
+    (tmp_path / "b_loops.py").write_text("def cross_entropy_loss(x, labels):\n    while True:\n        pass\n")
+    chunk = load_submissions([tmp_path], read=False)
+    arrived: list[tuple[str, float, float]] = []
+    started = time.monotonic()
+
+    def on_result(result: SubmissionResult) -> None:  # a closure: it could not have run in another process
+        arrived.append((result.submission, result.score, time.monotonic() - started))
+
+    LocalExecutor(2).run(load_assignment("mlp"), [chunk], GradingOptions(timeout=15), on_result)
+    [(first, first_score, first_at), (second, second_score, second_at)] = arrived
+    assert (first, first_score, second, second_score) == ("a_correct.ipynb", 40, "b_loops.py", 0)
+    assert second_at - first_at > 10, arrived  # the loop's 15 s time limit ran after the first was handed over

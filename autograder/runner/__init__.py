@@ -9,6 +9,7 @@ decides which top-level statements are run by default; `proxy` is the scoring pr
 asks it things within a time limit, and gives checks the `student` proxy.
 """
 
+from autograder.runner.channel import MessageLost, receive_message
 from autograder.runner.proxy import (
     FORK_SERVER_PRELOAD,
     ForkServerFailed,
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "NO_NAMESPACES_ENV",
     "ForkServerFailed",
+    "MessageLost",
     "MissingSymbol",
     "RemoteObject",
     "ScoringEnded",
@@ -63,6 +65,7 @@ __all__ = [
     "missing_walls",
     "name_this_process",
     "preload_modules",
+    "receive_message",
     "scoring_ended",
     "short_stacks",
 ]

@@ -15,15 +15,19 @@ import struct
 import time
 
 
-class Closed(Exception):
+class MessageLost(Exception):
+    """No whole message within the deadline and the budget."""
+
+
+class Closed(MessageLost):
     """The worker's end is closed: it ended."""
 
 
-class TimedOut(Exception):
+class TimedOut(MessageLost):
     """The deadline passed before the whole message crossed."""
 
 
-class TooLarge(Exception):
+class TooLarge(MessageLost):
     """The message's header announces more than the budget."""
 
 
@@ -84,3 +88,6 @@ def receive(fd: int, deadline: float, budget: int) -> bytes:
     if size < 0 or size > budget:
         raise TooLarge
     return bytes(_read_exactly(fd, size, deadline))
+
+
+receive_message = receive  # as the runner exports it: the rest of the engine reads framed messages with it too
