@@ -27,7 +27,7 @@ STATUS_WORDS = {
     "timeout": "ran out of time",
     NOT_GRADED: "not graded yet (a problem of the grading machine)",
 }
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
 td.num{text-align:right}pre{white-space:pre-wrap;background:#f6f6f6;padding:.6rem;border-left:3px solid #c33}
@@ -66,29 +66,29 @@ def _score_line(result: SubmissionResult) -> str:
 def feedback_html(result: SubmissionResult, title: str = "", student: str = "") -> str:
     heading = f"{title or result.assignment}: feedback for {student or result.submission}"
     parts = [
-        f"<h1>{_h(heading)}</h1>",
-        f"<p><strong>{_h(_score_line(result))}</strong></p>",
+        f"<h1>{html_text(heading)}</h1>",
+        f"<p><strong>{html_text(_score_line(result))}</strong></p>",
     ]
     rows = "".join(
-        f"<tr><td>{_h(e.id)}</td><td class='num'>{_num(e.score)} / {_num(e.max_score)}</td>"
-        f"<td class='{_h(e.status)}'>{_h(STATUS_WORDS.get(e.status, e.status))}</td></tr>"
+        f"<tr><td>{html_text(e.id)}</td><td class='num'>{_num(e.score)} / {_num(e.max_score)}</td>"
+        f"<td class='{html_text(e.status)}'>{html_text(STATUS_WORDS.get(e.status, e.status))}</td></tr>"
         for e in result.exercises
     )
     parts.append(
         f"<table><thead><tr><th>Exercise</th><th>Score</th><th>Status</th></tr></thead><tbody>{rows}</tbody></table>"
     )
     if result.errors:
-        items = "".join(f"<li>{_h(error)}</li>" for error in result.errors)
+        items = "".join(f"<li>{html_text(error)}</li>" for error in result.errors)
         parts.append(f"<h2>Problems in your notebook</h2><ul class='errors'>{items}</ul>")
     for e in result.exercises:
         failed = [t for t in e.tests if not t.passed]
         if not failed:
             continue
-        parts.append(f"<section class='exercise' id='{_h(e.id)}'><h2>{_h(e.id)}</h2>")
+        parts.append(f"<section class='exercise' id='{html_text(e.id)}'><h2>{html_text(e.id)}</h2>")
         for check in failed:
             parts.append(
-                f"<h3>{_h(check.name)} <small>({_h(_check_label(check))})</small></h3>"
-                f"<pre class='message'>{_h(check.message.strip() or 'This check did not pass.')}</pre>"
+                f"<h3>{html_text(check.name)} <small>({html_text(_check_label(check))})</small></h3>"
+                f"<pre class='message'>{html_text(check.message.strip() or 'This check did not pass.')}</pre>"
             )
         parts.append("</section>")
     return _page(heading, "".join(parts))
@@ -137,9 +137,9 @@ def _instructor_notes(results: Sequence[SubmissionResult]) -> list[str]:
 
     parts = []
     if notes := note_counts(results):
-        parts.append(f"<p id='notes'>{_h(messages.NOTES_SUMMARY.format(lines=notes))}</p>")
+        parts.append(f"<p id='notes'>{html_text(messages.NOTES_SUMMARY.format(lines=notes))}</p>")
     if lacking := lacking_modules(results):
-        parts.append(f"<p id='modules'>{_h(messages.MISSING_MODULES.format(modules=lacking))}</p>")
+        parts.append(f"<p id='modules'>{html_text(messages.MISSING_MODULES.format(modules=lacking))}</p>")
     return parts
 
 
@@ -158,7 +158,7 @@ def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
             statuses[e.id][e.status] += 1
     rates = check_failure_rates(results)
     parts = [
-        f"<h1>{_h(title)}: class report</h1>",
+        f"<h1>{html_text(title)}: class report</h1>",
         f"<p id='summary'>{len(results)} submissions; mean {_num(round(statistics.mean(totals), 2))}, median "
         f"{_num(statistics.median(totals))} of {_num(max_score)}; "
         f"{sum(t >= max_score for t in totals)} with full marks"
@@ -170,8 +170,8 @@ def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
         "<h2>Exercises</h2>",
     ]
     exercise_rows = "".join(
-        f"<tr><td>{_h(ex)}</td><td class='num'>{_num(round(statistics.mean(scores), 2))}</td>"
-        f"<td>{_h(', '.join(f'{s} {n}' for s, n in sorted(statuses[ex].items())))}</td></tr>"
+        f"<tr><td>{html_text(ex)}</td><td class='num'>{_num(round(statistics.mean(scores), 2))}</td>"
+        f"<td>{html_text(', '.join(f'{s} {n}' for s, n in sorted(statuses[ex].items())))}</td></tr>"
         for ex, scores in by_exercise.items()
     )
     parts.append(
@@ -183,7 +183,7 @@ def class_report_html(results: Sequence[SubmissionResult], title: str) -> str:
         _img("failure-rates", "failure rate of every check", _failure_plot(rates)),
     ]
     check_rows = "".join(
-        f"<tr><td>{_h(ex)}</td><td>{_h(name)}</td><td class='num'>{100 * bad / n:.0f}%</td>"
+        f"<tr><td>{html_text(ex)}</td><td>{html_text(name)}</td><td class='num'>{100 * bad / n:.0f}%</td>"
         f"<td class='num'>{bad} / {n}</td></tr>"
         for ex, name, bad, n in rates
     )
@@ -239,12 +239,13 @@ def _img(id: str, alt: str, png_base64: str) -> str:
 
 def _page(title: str, body: str) -> str:
     return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_h(title)}</title>"
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html_text(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>\n"
     )
 
 
-def _h(text: str) -> str:
+def html_text(text: str) -> str:
+    """Text as HTML: escaped, quotes included (it goes into attributes too)."""
     return html.escape(str(text), quote=True)
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from autograder.csvfile import csv_text, text_cell
 from autograder.options import DEFAULT_COMMON, DEFAULT_THRESHOLD
-from autograder.pages import _STYLE as PAGE_STYLE
-from autograder.pages import _h
+from autograder.pages import STYLE as PAGE_STYLE
+from autograder.pages import html_text
 from autograder.paths import EXAMPLES_DIR
 from autograder.results import atomic_write
 from autograder.spec import AssignmentSpec
@@ -316,10 +316,10 @@ def similarity_csv(found: ClassSimilarity, names: Mapping[str, str] | None = Non
 
 def similarity_html(found: ClassSimilarity, names: Mapping[str, str] | None = None) -> str:
     """One self-contained page: per exercise, the pairs and their code side by side, shared code marked."""
-    parts = [f"<h1>{_h(found.assignment)}: {_h(found.title)}: similarity</h1>", _summary(found)]
+    parts = [f"<h1>{html_text(found.assignment)}: {html_text(found.title)}: similarity</h1>", _summary(found)]
     for exercise_id, compared in found.compared.items():
         pairs = [pair for pair in found.pairs if pair.exercise == exercise_id]
-        parts.append(f"<section class='exercise' id='{_h(exercise_id)}'><h2>{_h(exercise_id)}</h2>")
+        parts.append(f"<section class='exercise' id='{html_text(exercise_id)}'><h2>{html_text(exercise_id)}</h2>")
         parts.append(
             f"<p>{_count(compared, 'submission')} define it; {_count(found.candidates[exercise_id], 'pair')} "
             f"share code outside the template and were compared; {len(pairs)} at or above the threshold.</p>"
@@ -332,14 +332,14 @@ def similarity_html(found: ClassSimilarity, names: Mapping[str, str] | None = No
         parts.append("</section>")
     title = f"{found.assignment}: similarity"
     return (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_h(title)}</title>"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html_text(title)}</title>"
         f"<style>{PAGE_STYLE}{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
     )
 
 
 def _summary(found: ClassSimilarity) -> str:
     unreadable = f" {_count(len(found.unreadable), 'file')} could not be read:" if found.unreadable else ""
-    errors = "".join(f"<li>{_h(error)}</li>" for error in found.unreadable)
+    errors = "".join(f"<li>{html_text(error)}</li>" for error in found.unreadable)
     return (
         f"<p id='summary'>{_count(len(found.submissions), 'submission')} compared; "
         f"{_count(len(found.pairs), 'pair')} at or above similarity {found.threshold:g}.{unreadable}</p>"
@@ -353,8 +353,8 @@ def _summary(found: ClassSimilarity) -> str:
 
 def _pair_table(pairs: Sequence[Pair], names: Mapping[str, str] | None) -> str:
     rows = "".join(
-        f"<tr><td class='num'>{pair.similarity:.2f}</td><td>{_h(_label(pair.a, names))}</td>"
-        f"<td>{_h(_label(pair.b, names))}</td><td>{_anchor(pair, index)}</td></tr>"
+        f"<tr><td class='num'>{pair.similarity:.2f}</td><td>{html_text(_label(pair.a, names))}</td>"
+        f"<td>{html_text(_label(pair.b, names))}</td><td>{_anchor(pair, index)}</td></tr>"
         for index, pair in enumerate(pairs)
     )
     return (
@@ -364,12 +364,12 @@ def _pair_table(pairs: Sequence[Pair], names: Mapping[str, str] | None) -> str:
 
 
 def _anchor(pair: Pair, index: int) -> str:
-    return f"<a href='#{_h(pair.exercise)}-{index}'>side by side</a>" if index < MAX_SHOWN else ""
+    return f"<a href='#{html_text(pair.exercise)}-{index}'>side by side</a>" if index < MAX_SHOWN else ""
 
 
 def _pair_section(pair: Pair, index: int, names: Mapping[str, str] | None) -> str:
     columns = "".join(
-        f"<div><h4>{_h(_label(who, names))}: {100 * share:.0f}% of it shared</h4>"
+        f"<div><h4>{html_text(_label(who, names))}: {100 * share:.0f}% of it shared</h4>"
         f"<pre class='code'>{_marked(code, marks)}</pre></div>"
         for who, share, code, marks in (
             (pair.a, pair.share_a, pair.code_a, pair.marks_a),
@@ -377,8 +377,8 @@ def _pair_section(pair: Pair, index: int, names: Mapping[str, str] | None) -> st
         )
     )
     return (
-        f"<section class='pair' id='{_h(pair.exercise)}-{index}'><h3>{_h(_label(pair.a, names))} and "
-        f"{_h(_label(pair.b, names))}: {pair.similarity:.2f}</h3><div class='side'>{columns}</div></section>"
+        f"<section class='pair' id='{html_text(pair.exercise)}-{index}'><h3>{html_text(_label(pair.a, names))} and "
+        f"{html_text(_label(pair.b, names))}: {pair.similarity:.2f}</h3><div class='side'>{columns}</div></section>"
     )
 
 
@@ -389,9 +389,9 @@ def _marked(code: str, marks: Sequence[tuple[int, int]]) -> str:
         start, end = max(start, position), min(end, len(code))
         if start >= end:
             continue
-        out += [_h(code[position:start]), f"<mark>{_h(code[start:end])}</mark>"]
+        out += [html_text(code[position:start]), f"<mark>{html_text(code[start:end])}</mark>"]
         position = end
-    out.append(_h(code[position:]))
+    out.append(html_text(code[position:]))
     return "".join(out)
 
 

@@ -10,7 +10,6 @@ exception-based otter test case per native check (same points, public or hidden)
 
 from __future__ import annotations
 
-import ast
 import re
 import shutil
 import subprocess
@@ -24,7 +23,9 @@ from pathlib import Path
 import nbformat
 
 from autograder.paths import PROJECT_ROOT, builtin_names, is_builtin
+from autograder.solutions import solution_cells, solution_sources, unmarked
 from autograder.spec import AssignmentSpec, load_assignment
+from autograder.student.bundle import build_bundle
 
 Assignment = str | Path | AssignmentSpec
 
@@ -32,66 +33,11 @@ PLUGIN = "autograder.otterkit.bridge.NativeScores"
 
 
 # -- master notebooks ---------------------------------------------------------------------------------------------
-def _with_solution_markers(source: str, names: Sequence[str]) -> tuple[str, str]:
-    """(header, exercise code) of a reference module: the exercise's definitions with each function body (after
-    its docstring) between BEGIN/END SOLUTION, so that the student version keeps signatures and docstrings."""
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    blocks = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
-            start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
-            blocks.append((start, node.end_lineno or node.lineno, node))
-    marked = []
-    for start, end, node in blocks:
-        chunk = lines[start:end]
-        functions = (
-            [node] if isinstance(node, ast.FunctionDef) else [n for n in node.body if isinstance(n, ast.FunctionDef)]
-        )
-        inserts: list[tuple[int, int, str]] = []
-        for fn in functions:
-            body = fn.body[1:] if ast.get_docstring(fn) is not None and len(fn.body) > 1 else fn.body
-            first, last = body[0].lineno - 1 - start, (fn.end_lineno or fn.lineno) - start
-            indent = " " * body[0].col_offset
-            inserts.append((first, last, indent))
-        for first, last, indent in sorted(inserts, reverse=True):
-            chunk = [
-                *chunk[:first],
-                f"{indent}# BEGIN SOLUTION",
-                *chunk[first:last],
-                f"{indent}# END SOLUTION",
-                *chunk[last:],
-            ]
-        marked.append("\n".join(chunk))
-    header = [
-        ast.get_source_segment(source, n) or ""
-        for n in tree.body
-        if isinstance(n, (ast.Import, ast.ImportFrom, ast.Assign))
-    ]
-    return "\n".join(header), "\n\n\n".join(marked)
-
-
-def solution_cells(spec: AssignmentSpec) -> tuple[str, dict[str, str]]:
-    """The reference solutions as notebook code: a header cell and one cell per exercise (with markers)."""
-    source = spec.reference_path.read_text(encoding="utf-8")
-    header = ""
-    cells = {}
-    for exercise in spec.exercises:
-        header, code = _with_solution_markers(source, exercise.symbol_names)
-        cells[exercise.id] = code
-    return header, cells
-
-
-def _unmarked(code: str) -> str:
-    return "\n".join(line for line in code.splitlines() if line.strip() not in ("# BEGIN SOLUTION", "# END SOLUTION"))
-
-
 def native_checks(spec: AssignmentSpec) -> dict[str, list[tuple[str, float, bool]]]:
     """(name, points, hidden) of every native check, by exercise, in grading order (from grading the solution)."""
     from autograder.otterkit.bridge import grade_cells
 
-    header, cells = solution_cells(spec)
-    result = grade_cells([header, *(_unmarked(c) for c in cells.values())], spec)
+    result = grade_cells(solution_sources(spec), spec)
     found = {e.id: [(t.name, t.max_score, t.hidden) for t in e.tests] for e in result.exercises}
     failed = [f"{e.id}: {t.name}" for e in result.exercises for t in e.tests if not t.passed]
     if failed:
@@ -322,8 +268,6 @@ def build(
             shutil.copy(zips[0], target / "autograder" / zips[0].name)
             finish_zip(target / "autograder" / zips[0].name, wheel)
             if student_bundle:
-                from autograder.student.bundle import build_bundle
-
                 build_bundle(spec, target / "student" / master.name)
             built[assignment] = (target / "student" / master.name, target / "autograder" / zips[0].name)
     return built
@@ -333,7 +277,7 @@ def fill_in_solutions(student: nbformat.NotebookNode, assignment: Assignment) ->
     """A copy of a student notebook with every exercise cell replaced by the reference solution (to check a build)."""
     spec = _spec(assignment)
     _, cells = solution_cells(spec)
-    by_first_line = {_unmarked(code).splitlines()[0]: _unmarked(code) for code in cells.values()}
+    by_first_line = {unmarked(code).splitlines()[0]: unmarked(code) for code in cells.values()}
     filled = nbformat.from_dict(student)
     for cell in filled.cells:
         if cell.cell_type == "code" and cell.source.splitlines() and cell.source.splitlines()[0] in by_first_line:

@@ -25,6 +25,7 @@ import autograder
 from autograder.options import GradingOptions
 from autograder.paths import EXAMPLES_DIR, is_builtin
 from autograder.results import SubmissionResult
+from autograder.solutions import solution_sources
 from autograder.spec import AssignmentSpec, load_assignment
 from autograder.student import recording
 from autograder.student.public import helpers_subset, public_checks
@@ -128,10 +129,7 @@ def write_folder(spec: AssignmentSpec, folder: Path, stub: str) -> dict[str, lis
 # -- recording and checking the recording ---------------------------------------------------------------------------
 def recording_submissions(spec: AssignmentSpec, student_notebook: Path) -> list[Submission]:
     """Submissions to record with: the reference's solutions, the unfilled notebook, a built-in's wrong example."""
-    from autograder.otterkit.build import _unmarked, solution_cells
-
-    header, cells = solution_cells(spec)
-    sources = [header, *(_unmarked(c) for c in cells.values())]
+    sources = solution_sources(spec)
     solution = Submission(name="reference-solutions.ipynb", path="", cells=tuple(
         Cell(i, s) for i, s in enumerate(sources, start=1)))  # fmt: skip
     template = load_submissions([student_notebook])
