@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import pytest
 import torch
 
-from autograder import messages
+from autograder import devices, messages
 from autograder.errors import GradingError
-from autograder.options import GradingOptions, gpu_share, place_on_gpu
+from autograder.options import GradingOptions
 from autograder.pytest_plugin import GradingPlugin
 from autograder.results import (
     SubmissionResult,
@@ -45,7 +45,6 @@ from autograder.runner import (
     Worker,
     bare_main_module,
     end_this_process,
-    exact_float32,
     fork_server_context,
     fork_server_failure,
     guard_this_process,
@@ -127,9 +126,12 @@ def grade_chunk(
     preload_modules(spec.preload)  # where this process starts the fork server (a Dask worker's process)
     submissions = [s.read() for s in submissions]  # listed by `grade`; read here, a chunk at a time
     if submissions:
-        options = place_on_gpu(options, submissions[0].name)
-    if options.device.startswith("cuda"):
-        exact_float32()  # the checks' own GPU arithmetic (references, comparisons) as exact as the CPU's
+        # here, where the GPUs are (a Dask node's, not the submitting laptop's): which one, and each worker's share
+        share = options.gpu_memory_fraction or devices.memory_share(options.device, options.jobs)
+        device = devices.place(options.device, submissions[0].name)
+        options = dataclasses.replace(options, device=device, gpu_memory_fraction=share)
+    if options.device.is_cuda:
+        devices.exact_float32()  # the checks' own GPU arithmetic (references, comparisons) as exact as the CPU's
     plugin = GradingPlugin(
         submissions,
         options,
@@ -530,7 +532,7 @@ def _grade_into(
     # Workers must not see the inputs, the results, or this assignment's checks and references.
     sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path)
     options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed, out_dir) if p))
-    options = gpu_share(options, jobs)
+    options = dataclasses.replace(options, jobs=max(1, jobs))
     executor = executor or LocalExecutor(jobs)
     record = _Recorder(batch, on_result)
     try:

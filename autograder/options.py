@@ -1,16 +1,14 @@
-"""Grading options: their defaults, the device a batch grades on and each worker's share of it, options from the
-command line, and what a worker is set up with (derived here, once, from the options)."""
+"""Grading options: their defaults, options from the command line, and what a worker is set up with (derived here,
+once, from the options). What a device means is devices.py's."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from autograder import messages
+from autograder import devices
+from autograder.devices import CPU, Device
 
 if TYPE_CHECKING:
     from autograder.runner import WorkerConfig
@@ -27,7 +25,7 @@ DEFAULT_SCRATCH_MB = 256  # runner/policy.py's default, spelled here for the hel
 
 @dataclass(frozen=True)
 class GradingOptions:
-    device: str = "cpu"  # already resolved: "cpu", "cuda" or "cuda:N"
+    device: Device = CPU  # already resolved (devices.resolve); a str given is checked and made a Device
     timeout: float = DEFAULT_TIMEOUT  # seconds for loading the code, and for each call a check makes
     execute: str = "definitions"  # or "all"
     threads: int = 1  # torch threads inside each worker
@@ -36,51 +34,12 @@ class GradingOptions:
     budget: float | None = DEFAULT_BUDGET  # wall-clock seconds for all of one submission's checks (None: no limit)
     scratch_mb: int = DEFAULT_SCRATCH_MB  # what a worker may store in its working folder (a tmpfs, in its memory)
     sealed: tuple[str, ...] = ()  # paths no worker may see: inputs, results, the assignment's checks and references
-    gpu_memory_fraction: float | None = None  # each worker's share of its GPU (set by `grade` from --jobs)
+    jobs: int = 1  # scoring processes of one machine grading at once: they share its GPUs' memory
+    gpu_memory_fraction: float | None = None  # each worker's share of its GPU: None, from `jobs` where the GPUs are
 
-
-# -- devices --------------------------------------------------------------------------------------------------------
-def resolve_device(requested: str) -> str:
-    import torch  # here, not at the top: building the command line must not import torch (`--help`, `list`)
-
-    """'auto' is CUDA when present, else CPU; asking for CUDA without it is an error the user must see."""
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(messages.NO_CUDA)
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise ValueError(messages.BAD_DEVICE.format(device=requested))
-    return requested
-
-
-def cuda_index(device: str) -> int | None:
-    import torch
-
-    """The GPU a worker grading on `device` uses: "cuda" is the first (torch.cuda.set_device needs an index)."""
-    if not device.startswith("cuda"):
-        return None
-    return torch.device(device).index or 0
-
-
-def place_on_gpu(options: GradingOptions, key: str) -> GradingOptions:
-    import torch
-
-    """With `--device cuda` and several GPUs, a chunk of submissions goes to one of them, chosen by `key`."""
-    count = torch.cuda.device_count() if options.device == "cuda" else 0
-    if count <= 1:
-        return options
-    return dataclasses.replace(options, device=f"cuda:{zlib.crc32(key.encode()) % count}")
-
-
-def gpu_share(options: GradingOptions, jobs: int) -> GradingOptions:
-    import torch
-
-    """Workers that share a GPU (more scoring processes than GPUs) each get an equal share of its memory."""
-    if not options.device.startswith("cuda") or options.gpu_memory_fraction:
-        return options
-    count = max(1, torch.cuda.device_count()) if options.device == "cuda" else 1
-    sharing = math.ceil(max(1, jobs) / count)
-    return dataclasses.replace(options, gpu_memory_fraction=round(0.9 / sharing, 3)) if sharing > 1 else options
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, Device):
+            object.__setattr__(self, "device", Device(self.device))
 
 
 # -- what a worker gets ---------------------------------------------------------------------------------------------
@@ -93,9 +52,9 @@ def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] 
         threads=options.threads,
         sealed=options.sealed,
         memory_mb=options.memory_mb,
-        cap_address_space=options.device == "cpu",  # CUDA maps far more address space than it uses
+        cap_address_space=not options.device.is_cuda,  # CUDA maps far more address space than it uses
         cpu_seconds=options.cpu_seconds,
-        cuda_index=cuda_index(options.device),
+        cuda_index=options.device.gpu,
         gpu_memory_fraction=options.gpu_memory_fraction,
         helpers=helpers,
         scratch_mb=options.scratch_mb,
@@ -150,7 +109,7 @@ def options_from_args(args: argparse.Namespace) -> GradingOptions:
         if getattr(args, name) < 0 or (name in ("timeout", "scratch") and getattr(args, name) == 0):
             raise ValueError(f"--{name.replace('_', '-')} must be a positive number")
     return GradingOptions(
-        device=resolve_device(args.device),
+        device=devices.resolve(args.device),
         timeout=args.timeout,
         execute=args.execute,
         budget=args.budget or None,

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import torch
 
-from autograder import messages, signatures
-from autograder.options import DEFAULT_TIMEOUT, GradingOptions, resolve_device
+from autograder import devices, messages, signatures
+from autograder.options import DEFAULT_TIMEOUT, GradingOptions
 from autograder.results import (
     CheckResult,
     ExerciseResult,
@@ -394,7 +394,7 @@ def pytest_configure(config: pytest.Config) -> None:
     paths = config.getoption("submission", default=[])
     if paths and not config.pluginmanager.has_plugin(PLUGIN_NAME):
         options = GradingOptions(
-            device=resolve_device(config.getoption("grading_device")),
+            device=devices.resolve(config.getoption("grading_device")),
             timeout=config.getoption("grading_timeout"),
             execute=config.getoption("execute"),
         )

@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder.devices import resolve as resolve_device
 from autograder.grader import grade
-from autograder.options import GradingOptions, resolve_device
+from autograder.options import GradingOptions
 from autograder.paths import EXAMPLES_DIR
 from autograder.results import SubmissionResult
 from tests.test_mutation import SUITES, source

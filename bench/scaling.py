@@ -23,8 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+from autograder.devices import resolve as resolve_device
 from autograder.grader import grade
-from autograder.options import GradingOptions, resolve_device
+from autograder.options import GradingOptions
 from bench.generate import STYLES, make_class
 
 

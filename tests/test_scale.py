@@ -58,20 +58,31 @@ def test_jobs_1_jobs_2_and_dask_give_identical_results(assignment, dask_client, 
 def test_several_gpus_share_the_chunks_and_one_gpu_is_shared_by_memory(monkeypatch):
     import torch
 
-    from autograder.options import gpu_share, place_on_gpu
+    from autograder.devices import Device, memory_share, place
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    options = GradingOptions(device="cuda")
-    placed = {place_on_gpu(options, f"student{i}.ipynb").device for i in range(40)}
+    cuda = Device("cuda")
+    placed = {place(cuda, f"student{i}.ipynb") for i in range(40)}
     assert placed == {"cuda:0", "cuda:1", "cuda:2", "cuda:3"}
-    assert place_on_gpu(options, "a.ipynb") == place_on_gpu(options, "a.ipynb")  # the same chunk, the same GPU
-    assert gpu_share(options, jobs=4).gpu_memory_fraction is None  # one scoring process per GPU
-    assert gpu_share(options, jobs=8).gpu_memory_fraction == 0.45
-    assert place_on_gpu(GradingOptions(device="cuda:2"), "a.ipynb").device == "cuda:2"  # asked for: kept
+    assert place(cuda, "a.ipynb") == place(cuda, "a.ipynb")  # the same chunk, the same GPU
+    assert memory_share(cuda, sharing=4) is None  # one scoring process per GPU
+    assert memory_share(cuda, sharing=8) == 0.45
+    assert place(Device("cuda:2"), "a.ipynb") == "cuda:2"  # asked for: kept
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert place_on_gpu(options, "a.ipynb").device == "cuda"
-    assert gpu_share(options, jobs=3).gpu_memory_fraction == 0.3
-    assert gpu_share(GradingOptions(device="cpu"), jobs=3).gpu_memory_fraction is None
+    assert place(cuda, "a.ipynb") == "cuda"
+    assert memory_share(cuda, sharing=3) == 0.3
+    assert memory_share(Device("cpu"), sharing=3) is None
+
+
+def test_a_device_is_checked_once_and_says_what_it_is():
+    from autograder.devices import Device
+
+    assert GradingOptions(device="cuda:1").device.gpu == 1 and GradingOptions(device="cuda").device.gpu == 0
+    assert not GradingOptions().device.is_cuda and GradingOptions().device.gpu is None
+    assert isinstance(GradingOptions(device="cpu").device, Device) and GradingOptions().device == "cpu"
+    for wrong in ("gpu", "cuda:x", "cpu:0", "CUDA"):
+        with pytest.raises(ValueError, match="--device must be auto, cpu or cuda"):
+            GradingOptions(device=wrong)
 
 
 @pytest.mark.slow

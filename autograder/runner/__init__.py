@@ -32,7 +32,7 @@ from autograder.runner.proxy import (
     scoring_ended,
 )
 from autograder.runner.sandbox import NO_NAMESPACES_ENV, Walls, missing_walls, name_this_process
-from autograder.runner.setup import MAX_FILE_BYTES, exact_float32
+from autograder.runner.setup import MAX_FILE_BYTES
 from autograder.runner.stacks import short_stacks
 from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
 
@@ -58,7 +58,6 @@ __all__ = [
     "describe_exception",
     "end_every_worker",
     "end_this_process",
-    "exact_float32",
     "fork_server_context",
     "fork_server_failure",
     "guard_this_process",

@@ -1,6 +1,6 @@
 """The worker walls itself in, once its keeper has forked it and before any student code exists: its view of the
 files, its id, its descriptors, its environment, its limits, CUDA, then seccomp and the audit hook (sandbox.py
-says what each wall is). Nothing here runs in the scoring process but `exact_float32`.
+says what each wall is). Nothing here runs in the scoring process.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from autograder.devices import start_cuda
 from autograder.runner import namespaces, policy, sandbox, seccomp
 
 if TYPE_CHECKING:
@@ -70,37 +71,6 @@ def _address_space() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def exact_float32() -> None:
-    """Float32 products in full precision on a GPU, as on the CPU: no TF32 in matmuls or convolutions (TF32 keeps
-    10 mantissa bits, so a correct answer could differ from the reference by 1e-3). cuDNN picks deterministic
-    algorithms. Called in workers and in a scoring process that judges on a GPU."""
-    import warnings
-
-    with warnings.catch_warnings():  # newer torch prefers fp32_precision and may warn about the older flags
-        warnings.simplefilter("ignore")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-
-
-def _start_cuda(index: int, share: float | None, memory_mb: int | None) -> None:
-    """CUDA starts here, before seccomp and the audit hook, so that nothing it loads is refused. The worker's GPU
-    memory is capped (its share of a GPU that several workers use, and --memory), so that one student's tensors
-    cannot starve the others; a student's allocation past it raises torch.OutOfMemoryError in the student's code."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic
-    torch.cuda.set_device(index)
-    torch.cuda.init()
-    exact_float32()
-    torch.use_deterministic_algorithms(True, warn_only=True)  # where torch has them; others only warn
-    fraction = share or 1.0
-    if memory_mb:
-        total = torch.cuda.get_device_properties(index).total_memory
-        fraction = min(fraction, memory_mb * 2**20 / total)
-    if fraction < 1.0:
-        torch.cuda.set_per_process_memory_fraction(fraction, index)
 
 
 def _clean_slate(keep: tuple[int, ...]) -> None:
@@ -207,7 +177,7 @@ def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progres
     tempfile.tempdir = config.scratch
     tasks = _limit(config, entered.layer)
     if config.cuda_index is not None:
-        _start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
+        start_cuda(config.cuda_index, config.gpu_memory_fraction, config.memory_mb)
     cuda = config.cuda_index is not None
     program = seccomp.in_pid_namespace(cuda) if entered.pid_namespace else seccomp.build(os.getpid(), cuda)
     filtered = False
