@@ -14,7 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from autograder import __version__, messages, terminal
 from autograder.errors import GradingError
 from autograder.lms.platform import PLATFORMS
-from autograder.options import DEFAULT_COMMON, DEFAULT_THRESHOLD, GradingOptions, add_run_options, options_from_args
+from autograder.options import (
+    DEFAULT_COMMON,
+    DEFAULT_THRESHOLD,
+    GradingOptions,
+    add_jobs_option,
+    add_run_options,
+    options_from_args,
+    positive_int,
+)
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
 from autograder.spec import SpecError, load_assignment
@@ -34,25 +42,8 @@ Handler = Callable[[argparse.Namespace, Console], "int | None"]
 
 
 # -- the parser -----------------------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    """argparse type of --jobs: 0 or a negative number of processes is a typo, not a request."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(messages.NOT_POSITIVE.format(value=text))
-    return value
-
-
 def _out(parser: argparse.ArgumentParser, help: str, **kwargs: object) -> None:
     parser.add_argument("-o", "--out", type=Path, help=help, **kwargs)  # type: ignore[arg-type]
-
-
-def _jobs(parser: argparse.ArgumentParser, default: int) -> None:
-    parser.add_argument(
-        "-j", "--jobs", type=positive_int, default=default, help=f"scoring processes, at least 1 (default: {default})"
-    )
 
 
 def _assignment(parser: argparse.ArgumentParser, default_help: str = "") -> None:
@@ -84,7 +75,7 @@ def _grading_commands(commands: argparse._SubParsersAction) -> None:
                    "folders or zips of them (with --assignment: PATH... only)")  # fmt: skip
     _assignment(g)
     _out(g, "results folder, one assignment's (default: results/)", default=Path("results"))
-    _jobs(g, os.cpu_count() or 1)
+    add_jobs_option(g, os.cpu_count() or 1)
     g.add_argument(
         "--resume", action="store_true", help="keep the results already in --out and grade only what is missing"
     )
@@ -116,7 +107,7 @@ def _grading_commands(commands: argparse._SubParsersAction) -> None:
 
     d = commands.add_parser("demo", help="grade the bundled example submissions of every assignment")
     _out(d, "results folder (default: results/demo/)", default=Path("results") / "demo")
-    _jobs(d, 1)
+    add_jobs_option(d, 1)
     d.add_argument("-q", "--quiet", action="store_true", help="print the tables only, not why points were lost")
     add_run_options(d)
     d.set_defaults(handler=cmd_demo)

@@ -270,7 +270,7 @@ class LocalExecutor:
     (picklable by name when N > 1)."""
 
     def __init__(self, jobs: int, worker_factory: WorkerFactory = Worker) -> None:
-        self.jobs = max(1, jobs)
+        self.jobs = _at_least_one(jobs)
         self.worker_factory = worker_factory
 
     def run(
@@ -414,7 +414,7 @@ class DaskExecutor:
 
     def __init__(self, scheduler: str | None = None, jobs: int = 1, client: Any = None) -> None:
         self.scheduler = scheduler
-        self.jobs = max(1, jobs)
+        self.jobs = _at_least_one(jobs)
         self.client = client  # an existing distributed.Client to use (and leave open)
 
     def run(
@@ -466,11 +466,17 @@ class DaskExecutor:
             stack.close()
 
 
+def _at_least_one(jobs: int) -> int:
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    return jobs
+
+
 def chunked(submissions: list[Submission], jobs: int) -> list[list[Submission]]:
     """Small enough chunks to keep every scoring process busy and the progress bar moving."""
     if not submissions:
         return []
-    size = max(1, min(MAX_CHUNK, math.ceil(len(submissions) / (4 * max(1, jobs)))))
+    size = max(1, min(MAX_CHUNK, math.ceil(len(submissions) / (4 * jobs))))
     return [submissions[i : i + size] for i in range(0, len(submissions), size)]
 
 
@@ -490,6 +496,7 @@ def grade(
     `out_dir` holds one assignment's results: results of earlier runs there are kept and listed in grades.csv
     too (a submission graded again replaces its own), and a folder of another assignment's results is refused.
     With `resume`, submissions that already have a readable result in `out_dir` are not graded again."""
+    jobs = _at_least_one(jobs)
     guard_this_process()  # with --jobs N this process starts no worker, yet SIGTERM must still stop the batch
     spec = assignment if isinstance(assignment, AssignmentSpec) else load_assignment(assignment)
     preload_modules(spec.preload)  # before the fork server starts
@@ -532,7 +539,7 @@ def _grade_into(
     # Workers must not see the inputs, the results, or this assignment's checks and references.
     sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path)
     options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed, out_dir) if p))
-    options = dataclasses.replace(options, jobs=max(1, jobs))
+    options = dataclasses.replace(options, jobs=jobs)
     executor = executor or LocalExecutor(jobs)
     record = _Recorder(batch, on_result)
     try:

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from autograder import devices
+from autograder import devices, messages
 from autograder.devices import CPU, Device
 
 if TYPE_CHECKING:
@@ -62,14 +62,39 @@ def worker_config(options: GradingOptions, helpers: tuple[tuple[str, str], ...] 
 
 
 # -- from the command line ------------------------------------------------------------------------------------------
+# Declared once: the CLI, the pytest plugin (`pytest --submission`) and the benches take them from here.
+DEVICE_HELP = "auto, cpu or cuda (default: auto)"
+TIMEOUT_HELP = f"seconds per call into student code ({DEFAULT_TIMEOUT:g})"
+EXECUTE_CHOICES = ("definitions", "all")
+EXECUTE_HELP = "run only definitions (default) or every cell, as otter does"
+
+
+def positive_int(text: str) -> int:
+    """argparse type of --jobs: 0 or a negative number of processes is a typo, not a request."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(messages.NOT_POSITIVE.format(value=text))
+    return value
+
+
+def add_jobs_option(parser: argparse.ArgumentParser, default: int) -> None:
+    """`--jobs`: scoring processes on this machine (of `grade`, `demo` and the benches)."""
+    parser.add_argument(
+        "-j", "--jobs", type=positive_int, default=default, help=f"scoring processes, at least 1 (default: {default})"
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that runs student code (`grade`, `check`, `demo`, `gradescope`)."""
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds per call into student code ({DEFAULT_TIMEOUT:g})",
+        help=TIMEOUT_HELP,
     )
     parser.add_argument(
         "--budget",
@@ -97,9 +122,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--execute",
-        choices=("definitions", "all"),
-        default="definitions",
-        help="run only definitions (default) or every cell, as otter does",
+        choices=EXECUTE_CHOICES,
+        default=EXECUTE_CHOICES[0],
+        help=EXECUTE_HELP,
     )
 
 

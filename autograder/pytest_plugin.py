@@ -29,7 +29,14 @@ import pytest
 import torch
 
 from autograder import devices, messages, signatures
-from autograder.options import DEFAULT_TIMEOUT, GradingOptions
+from autograder.options import (
+    DEFAULT_TIMEOUT,
+    DEVICE_HELP,
+    EXECUTE_CHOICES,
+    EXECUTE_HELP,
+    TIMEOUT_HELP,
+    GradingOptions,
+)
 from autograder.results import (
     CheckResult,
     ExerciseResult,
@@ -382,9 +389,9 @@ def _require_plugin(config: pytest.Config) -> GradingPlugin:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder", "grading submissions with the checks in this folder")
     group.addoption("--submission", action="append", default=[], metavar="PATH", help="notebook, .py, folder or zip")
-    group.addoption("--grading-device", default="auto", help="auto, cpu or cuda (default auto)")
-    group.addoption("--grading-timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per call (default 30)")
-    group.addoption("--execute", choices=("definitions", "all"), default="definitions")
+    group.addoption("--grading-device", default="auto", help=DEVICE_HELP)
+    group.addoption("--grading-timeout", type=float, default=DEFAULT_TIMEOUT, help=TIMEOUT_HELP)
+    group.addoption("--execute", choices=EXECUTE_CHOICES, default=EXECUTE_CHOICES[0], help=EXECUTE_HELP)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from autograder.devices import resolve as resolve_device
 from autograder.grader import grade
-from autograder.options import GradingOptions
+from autograder.options import GradingOptions, add_jobs_option
 from autograder.paths import EXAMPLES_DIR
 from autograder.results import SubmissionResult
 from tests.test_mutation import SUITES, source
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
     parser.add_argument("--assignments", nargs="+", default=sorted(SUITES))
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    add_jobs_option(parser, os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, help="at most this many submissions per assignment (a quick look)")
     args = parser.parse_args(argv)
     devices = [resolve_device(d) for d in args.devices]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from autograder.devices import resolve as resolve_device
 from autograder.grader import grade
-from autograder.options import GradingOptions
+from autograder.options import GradingOptions, add_jobs_option
 from bench.generate import STYLES, make_class
 
 
@@ -139,7 +139,7 @@ def _measure(assignment: str, folder: Path, out: Path, device: str, jobs: int) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    add_jobs_option(parser, os.cpu_count() or 1)
     parser.add_argument("--assignment", default="mlp", help="a built-in assignment (default mlp)")
     parser.add_argument("--device", nargs="+", default=["cpu"], help="one or more of cpu, cuda (default cpu)")
     parser.add_argument(

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.grader import grade
-from autograder.options import GradingOptions
+from autograder.options import GradingOptions, add_jobs_option
 from autograder.otterkit.build import build
 from bench.generate import STYLES, make_class
 
@@ -75,7 +75,7 @@ def compare(root: Path, bundle: Path, n: int, jobs: int, style: str) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="submissions per class (default 20)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    add_jobs_option(parser, os.cpu_count() or 1)
     parser.add_argument("--no-trusted-scores", action="store_true", help="build the zip without NativeScores")
     parser.add_argument(
         "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"

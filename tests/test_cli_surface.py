@@ -190,13 +190,10 @@ class CannedExecutor:
     """Gives each submission the score its name says (`ana-30.ipynb`: 30) without running it: what these tests
     check is the results folder, not grading."""
 
-    def run(self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options, on_graded=None):
+    def run(self, spec: AssignmentSpec, chunks: Sequence[list[Submission]], options, on_result):
         for chunk in chunks:
-            results = [canned(spec, sub) for sub in chunk]
-            for result in results:
-                if on_graded:
-                    on_graded(result)
-            yield results
+            for sub in chunk:
+                on_result(canned(spec, sub))
 
 
 def canned(spec: AssignmentSpec, sub: Submission) -> SubmissionResult:

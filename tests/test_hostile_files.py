@@ -97,12 +97,12 @@ def test_a_batch_lists_its_submissions_and_each_is_read_where_it_is_graded(tmp_p
     seen: list[list[bool]] = []
 
     class Recording:
-        def run(self, spec, chunks, options, on_graded=None):
+        def run(self, spec, chunks, options, on_result):
             from autograder.grader import grade_chunk
 
             for chunk in chunks:
                 seen.append([s.pending for s in chunk])
-                yield grade_chunk(spec, chunk, options, on_result=on_graded)
+                grade_chunk(spec, chunk, options, on_result=on_result)
 
     batch = grade("mlp", [folder], out_dir=None, options=OPTIONS, executor=Recording())
     assert seen and all(all(chunk) for chunk in seen)  # what travels to scoring processes is a listing
