@@ -350,8 +350,8 @@ def run_with_progress(
             resume=resume,
             executor=executor,
         )
-    if batch.resumed:
-        console.print(f"{len(batch.resumed)} submission(s) already graded in {out}/ were kept (--resume).")
+    if batch.reused:
+        console.print(f"{len(batch.reused)} submission(s) already graded in {out}/ were kept (--resume).")
     note = walls_note(batch.results)
     if note:
         console.print(note, style="yellow", markup=False, soft_wrap=True)
@@ -413,10 +413,12 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
         raise ValueError("--scheduler needs --executor dask")
     batch = run_with_progress(console, args.assignment, args.paths, args.out, options, args.jobs, args.resume, executor)
     print_batch(console, batch, args.quiet)
-    if batch.replaced:
-        console.print(messages.REPLACED_RESULTS.format(names=", ".join(batch.replaced)), markup=False, soft_wrap=True)
-    if batch.kept:
-        console.print(messages.EARLIER_RESULTS.format(n=len(batch.kept), out=args.out), markup=False, soft_wrap=True)
+    if batch.overwritten:
+        names = ", ".join(batch.overwritten)
+        console.print(messages.REPLACED_RESULTS.format(names=names), markup=False, soft_wrap=True)
+    if batch.untouched:
+        n = len(batch.untouched)
+        console.print(messages.EARLIER_RESULTS.format(n=n, out=args.out), markup=False, soft_wrap=True)
     console.print(f"Results written to {args.out}/ (grades.csv and one JSON per submission).", markup=False)
     return not_graded_note(console, batch.results, args.out)
 

@@ -100,16 +100,19 @@ class Batch:
     spec: AssignmentSpec
     results: list[SubmissionResult] = field(default_factory=list)  # in submission-name order once grade returns
     out_dir: Path | None = None
-    resumed: list[SubmissionResult] = field(default_factory=list)  # kept from an earlier, interrupted run
-    earlier: dict[str, SubmissionResult] = field(default_factory=dict)  # by stem: results already in out_dir
-    replaced: list[str] = field(default_factory=list)  # earlier results of other source files graded over
+    # Results already in `out_dir` when the batch started, by stem; of them: those --resume reused instead of
+    # grading again, those the batch left alone (grades.csv lists them), and the names of submissions whose result
+    # there came from another source file (graded over).
+    in_folder: dict[str, SubmissionResult] = field(default_factory=dict)
+    reused: list[SubmissionResult] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
     stems: dict[str, str] = field(default_factory=dict)  # submission name -> its result file's stem
 
     @property
-    def kept(self) -> list[SubmissionResult]:
-        """Results of earlier runs in `out_dir` whose file this batch has not written over; grades.csv lists them."""
+    def untouched(self) -> list[SubmissionResult]:
+        """Results in `out_dir` before the batch whose file it has not written over; grades.csv lists them."""
         written = {self.stems.get(r.submission) for r in self.results}
-        return [r for stem, r in self.earlier.items() if stem not in written]
+        return [r for stem, r in self.in_folder.items() if stem not in written]
 
 
 def grade_chunk(
@@ -179,7 +182,7 @@ def grade_chunk(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with short_stacks():  # torch.manual_seed in references and checks: see runner/stacks.py
+        with short_stacks():  # torch.manual_seed in references and checks: see runner/deferred_seeding.py
             code = pytest.main(args, plugins=[plugin])
     finally:
         torch.set_num_threads(threads)
@@ -526,26 +529,27 @@ def _grade_into(
     on_start: Callable[[int], None] | None,
     resume: bool,
 ) -> Batch:
-    batch = Batch(spec, out_dir=out_dir, earlier=_earlier_results(out_dir, spec))
+    batch = Batch(spec, out_dir=out_dir, in_folder=_earlier_results(out_dir, spec))
     stems = batch.stems = {s.name: s.stem for s in submissions}
-    batch.replaced = sorted(s.name for s in submissions if _from_elsewhere(batch.earlier.get(s.stem), s))
+    batch.overwritten = sorted(s.name for s in submissions if _from_elsewhere(batch.in_folder.get(s.stem), s))
     if resume and out_dir is not None:
-        batch.resumed = _graded_before(out_dir, spec, submissions, stems)
-        batch.results.extend(batch.resumed)
-        done = {r.submission for r in batch.resumed}
+        batch.reused = _graded_before(out_dir, spec, submissions, stems)
+        batch.results.extend(batch.reused)
+        done = {r.submission for r in batch.reused}
         submissions = [s for s in submissions if s.name not in done]
     if on_start:
         on_start(len(submissions))
-    # Workers must not see the inputs, the results, or this assignment's checks and references.
-    sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path)
-    options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed, out_dir) if p))
-    options = dataclasses.replace(options, jobs=jobs)
+    # What this batch adds to the options, once: workers must not see the inputs, the results, or this assignment's
+    # checks and references; the scoring processes that share this machine's GPUs. The scoring process adds the GPU
+    # it grades a chunk on (grade_chunk), nothing else changes them.
+    sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path, out_dir)
+    options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed) if p), jobs=jobs)
     executor = executor or LocalExecutor(jobs)
     record = _Recorder(batch, on_result)
     try:
         executor.run(spec, chunked(submissions, jobs), options, record)
     except ClusterLost as lost:
-        graded = len(batch.results) - len(batch.resumed)
+        graded = len(batch.results) - len(batch.reused)
         written = f"{graded} result(s) written to {out_dir}/" if out_dir else f"{graded} graded, none kept"
         text = messages.CLUSTER_LOST.format(scheduler=lost.scheduler, problem=lost.problem, written=written)
         raise GradingError(text) from None
@@ -677,7 +681,7 @@ def _from_elsewhere(earlier: SubmissionResult | None, submission: Submission) ->
 def _write_csv(out_dir: Path, batch: Batch, rebuilt: bool = False) -> None:
     """grades.csv of the whole folder: this batch's results and those of earlier runs it did not grade again;
     `rebuilt`, at the end: from the result files in the folder, whoever wrote them."""
-    results = [*batch.results, *batch.kept]
+    results = [*batch.results, *batch.untouched]
     if rebuilt:  # what the folder holds: a result whose file could not be written is not a grade yet
         results = [r for r in results_in(out_dir).values() if r.assignment == batch.spec.name]
     path = out_dir / "grades.csv"

@@ -54,7 +54,7 @@ from autograder.runner import (
     Worker,
     WorkerLost,
 )
-from autograder.session import GraderFault, LoadProblem, SubmissionSession, WorkerFactory
+from autograder.session import GraderFault, LoadProblem, SubmissionGrading, WorkerFactory
 from autograder.spec import AssignmentSpec, ExerciseSpec, load_assignment
 from autograder.submission import Submission, load_submissions, parse_cell
 
@@ -70,7 +70,7 @@ def exercise_of(item: pytest.Item) -> str:
 
 
 def _submission_index(item: pytest.Item) -> int:
-    return int(item.callspec.params["submission_session"])  # type: ignore[attr-defined]
+    return int(item.callspec.params["graded_submission"])  # type: ignore[attr-defined]
 
 
 def _submission_id(item: pytest.Item) -> str:
@@ -107,7 +107,7 @@ def check_name(item: pytest.Item) -> str:
     if callspec is None:
         return name
     ids = callspec.id.split("-")
-    own = SUBMISSION_ID.format(index=callspec.params.get("submission_session", -1))
+    own = SUBMISSION_ID.format(index=callspec.params.get("graded_submission", -1))
     if own in ids:
         ids.remove(own)
     return f"{name}[{'-'.join(ids)}]" if ids else name
@@ -273,7 +273,7 @@ class GradingPlugin:
         return report
 
     # -- per submission ---------------------------------------------------------------------------------
-    def finish(self, session: SubmissionSession) -> SubmissionResult | None:
+    def finish(self, session: SubmissionGrading) -> SubmissionResult | None:
         session.close()
         if self.interrupted or self.fatal_error:  # half graded: neither kept nor written; --resume grades it again
             return None
@@ -410,9 +410,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     plugin = _plugin(metafunc.config)
-    if plugin is not None and "submission_session" in metafunc.fixturenames:
+    if plugin is not None and "graded_submission" in metafunc.fixturenames:
         ids = [SUBMISSION_ID.format(index=i) for i in range(len(plugin.submissions))]
-        metafunc.parametrize("submission_session", range(len(ids)), indirect=True, scope="session", ids=ids)
+        metafunc.parametrize("graded_submission", range(len(ids)), indirect=True, scope="session", ids=ids)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -427,9 +427,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 # -- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def submission_session(request: pytest.FixtureRequest) -> Iterator[SubmissionSession]:
+def graded_submission(request: pytest.FixtureRequest) -> Iterator[SubmissionGrading]:
     plugin = _require_plugin(request.config)
-    session = SubmissionSession(plugin.submissions[request.param], plugin.options, plugin.worker_factory)
+    session = SubmissionGrading(plugin.submissions[request.param], plugin.options, plugin.worker_factory)
     yield session
     plugin.finish(session)
 
@@ -453,27 +453,27 @@ def _check_context(request: pytest.FixtureRequest) -> CheckContext:
 
 
 @pytest.fixture
-def student(_check_context: CheckContext, submission_session: SubmissionSession) -> StudentProxy:
+def student(_check_context: CheckContext, graded_submission: SubmissionGrading) -> StudentProxy:
     """The submission's code; fails the check with the student's message when a needed symbol is missing."""
     exercise = _check_context.exercise
-    lost = submission_session.lost.get(exercise.id)
+    lost = graded_submission.lost.get(exercise.id)
     if lost is not None:  # one hang or crash per exercise is enough: its other checks are not run
         raise WorkerLost(lost.kind, messages.EXERCISE_ABANDONED.format(first=lost))
-    submission_session.exercise = exercise.id
-    submission_session.call_seed = _check_context.seed
-    submission_session.watch = exercise.forbidden
-    submission_session.helpers = helper_sources(_check_context.spec)
+    graded_submission.exercise = exercise.id
+    graded_submission.call_seed = _check_context.seed
+    graded_submission.watch = exercise.forbidden
+    graded_submission.helpers = helper_sources(_check_context.spec)
     try:
-        submission_session.ensure_worker()
+        graded_submission.ensure_worker()
     except ForkServerFailed as exc:  # no worker can start: no submission can be graded, so stop here
         _check_context.plugin.fatal_error = str(exc)
         pytest.exit(str(exc), returncode=pytest.ExitCode.INTERNAL_ERROR)
-    missing = [name for name in exercise.symbol_names if name not in submission_session.defined]
+    missing = [name for name in exercise.symbol_names if name not in graded_submission.defined]
     if missing:
         raise MissingSymbol(missing)
-    proxy = StudentProxy(submission_session)
-    if exercise.id not in submission_session.signature_problems:
-        submission_session.signature_problems[exercise.id] = _signature_problem(_check_context, proxy)
+    proxy = StudentProxy(graded_submission)
+    if exercise.id not in graded_submission.signature_problems:
+        graded_submission.signature_problems[exercise.id] = _signature_problem(_check_context, proxy)
     return proxy
 
 

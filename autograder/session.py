@@ -109,7 +109,7 @@ class LoadProblem:
         return any(f"'{name}' is not defined" in message for name in self.names)
 
 
-class SubmissionSession:
+class SubmissionGrading:
     """One submission being graded: its worker (restarted after a loss) and what its code defined."""
 
     def __init__(self, submission: Submission, options: GradingOptions, worker_factory: WorkerFactory = Worker) -> None:

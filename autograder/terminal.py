@@ -156,7 +156,7 @@ def aggregate_table(table: Table, exercise_ids: Sequence[str], results: Sequence
     return table
 
 
-def guess_assignment(submission: Submission) -> str | None:
+def likeliest_builtin(submission: Submission) -> str | None:
     """The built-in assignment whose exercise symbols the notebook defines most of; None when it defines none."""
     defined: set[str] = set()
     for cell in submission.cells:
@@ -200,7 +200,7 @@ def self_check_assignment(submission: Submission, assignment: str | None) -> str
     """The assignment named, else the built-in the notebook matches best; a ValueError when none matches."""
     if assignment:
         return assignment
-    guessed = guess_assignment(submission)
+    guessed = likeliest_builtin(submission)
     if guessed is None:
         builtins = ", ".join(builtin_names())
         raise ValueError(messages.CHECK_NO_GUESS.format(path=submission.path, builtins=builtins))

@@ -23,7 +23,7 @@ from typing import Any
 
 from autograder.grader import LocalExecutor, grade
 from autograder.options import GradingOptions
-from autograder.runner import NO_NAMESPACES_ENV, Worker, WorkerConfig, WorkerState, describe_exception
+from autograder.runner import NO_NAMESPACES_ENV, RequestHandler, Worker, WorkerConfig, describe_exception
 from bench.generate import STYLES, make_class
 
 
@@ -32,7 +32,7 @@ class InProcessWorker:
     `session.StudentRunner`, made by the grader in place of `proxy.Worker` (its config is not needed here)."""
 
     def __init__(self, config: WorkerConfig) -> None:
-        self.state = WorkerState()
+        self.state = RequestHandler()
         self.alive = True
         self.stopped_at = None
         self.seq = 0

@@ -219,7 +219,7 @@ def test_a_second_batch_into_the_same_folder_keeps_the_first_in_grades_csv(tmp_p
     out = tmp_path / "results"
     grade_canned("mlp", submissions(tmp_path / "first", "ben-20.ipynb", "ana-30.ipynb"), out)
     second = grade_canned("mlp", submissions(tmp_path / "late", "cleo-10.ipynb"), out)
-    assert [r.submission for r in second.kept] == ["ana-30.ipynb", "ben-20.ipynb"]
+    assert [r.submission for r in second.untouched] == ["ana-30.ipynb", "ben-20.ipynb"]
     assert [row.split(",")[0] for row in csv_rows(out)] == ["ana-30.ipynb", "ben-20.ipynb", "cleo-10.ipynb"]
     assert [row.split(",")[-2] for row in csv_rows(out)] == ["30", "20", "10"]
     assert sorted(p.name for p in out.glob("*.json")) == ["ana-30.json", "ben-20.json", "cleo-10.json"]
@@ -229,9 +229,9 @@ def test_grading_a_submission_again_replaces_its_row_and_says_so_when_it_came_fr
     out = tmp_path / "results"
     grade_canned("mlp", submissions(tmp_path / "first", "ana-30.ipynb", "ben-20.ipynb"), out)
     again = grade_canned("mlp", submissions(tmp_path / "first"), out)  # the same files: a plain regrade
-    assert again.replaced == [] and len(csv_rows(out)) == 2
+    assert again.overwritten == [] and len(csv_rows(out)) == 2
     moved = grade_canned("mlp", submissions(tmp_path / "section2", "ana-30.ipynb"), out)
-    assert moved.replaced == ["ana-30.ipynb"] and len(csv_rows(out)) == 2
+    assert moved.overwritten == ["ana-30.ipynb"] and len(csv_rows(out)) == 2
 
 
 def test_a_file_of_another_kind_with_the_same_stem_replaces_the_row_it_wrote_over(tmp_path):
@@ -240,7 +240,7 @@ def test_a_file_of_another_kind_with_the_same_stem_replaces_the_row_it_wrote_ove
     (tmp_path / "py").mkdir()
     (tmp_path / "py" / "ana-30.py").write_text("x = 1\n")  # its result is ana-30.json too
     moved = grade_canned("mlp", tmp_path / "py", out)
-    assert moved.replaced == ["ana-30.py"] and moved.kept == []
+    assert moved.overwritten == ["ana-30.py"] and moved.untouched == []
     assert [row.split(",")[0] for row in csv_rows(out)] == ["ana-30.py"]  # no row for a result no longer on disk
 
 

@@ -559,6 +559,6 @@ def test_resume_grades_again_a_result_that_says_it_was_never_reached(tmp_path):
     write_json(out, "ana", dataclasses.replace(error_result(spec, "ana.ipynb", "", "kept", "cpu"), score=40.0))
     write_json(out, "ben", error_result(spec, "ben.ipynb", "", messages.NOT_GRADED, "cpu"))
     report = grade("mlp", [folder], out_dir=out, options=GradingOptions(), resume=True)
-    assert [r.submission for r in report.resumed] == ["ana.ipynb"]
+    assert [r.submission for r in report.reused] == ["ana.ipynb"]
     assert json.loads((out / "ben.json").read_text())["score"] == 40
     assert json.loads((out / "ana.json").read_text())["errors"] == ["kept"]

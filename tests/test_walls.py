@@ -354,7 +354,7 @@ def test_every_call_looks_the_same_from_inside_the_worker():
         class Session:
             call_seed, watch, exercise, forbidden_seen = 1, (), "x", {}
 
-            def ask(self, op, *args, call):  # noqa: ANN001, ANN202 - a stand-in for SubmissionSession
+            def ask(self, op, *args, call):  # noqa: ANN001, ANN202 - a stand-in for SubmissionGrading
                 return worker.request(op, *args, timeout=60)["value"]
 
         remote = RemoteObject(Session(), GlobalRef("where"), "where")

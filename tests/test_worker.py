@@ -299,9 +299,9 @@ def test_an_installed_grader_keeps_site_packages_on_the_workers_path(tmp_path, m
 
 def test_describe_gives_only_the_fields_asked_for():
     from autograder.runner.proxy import RemoteObject
-    from autograder.runner.worker import GlobalRef, WorkerState
+    from autograder.runner.worker import GlobalRef, RequestHandler
 
-    state = WorkerState()
+    state = RequestHandler()
     state.namespace["net"] = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
     full = state.op_describe(GlobalRef("net"))
     assert full["modules"][2]["type"] == "torch.nn.modules.activation.ReLU" and full["is_module"]

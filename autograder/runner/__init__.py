@@ -10,6 +10,7 @@ asks it things within a time limit, and gives checks the `student` proxy.
 """
 
 from autograder.runner.channel import MessageLost, receive_message
+from autograder.runner.deferred_seeding import short_stacks
 from autograder.runner.proxy import (
     FORK_SERVER_PRELOAD,
     ForkServerFailed,
@@ -33,8 +34,7 @@ from autograder.runner.proxy import (
 )
 from autograder.runner.sandbox import NO_NAMESPACES_ENV, Walls, missing_walls, name_this_process
 from autograder.runner.setup import MAX_FILE_BYTES
-from autograder.runner.stacks import short_stacks
-from autograder.runner.worker import WorkerConfig, WorkerState, describe_exception
+from autograder.runner.worker import RequestHandler, WorkerConfig, describe_exception
 
 __all__ = [
     "FORK_SERVER_PRELOAD",
@@ -52,7 +52,7 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "WorkerLost",
-    "WorkerState",
+    "RequestHandler",
     "bare_main_module",
     "decode",
     "describe_exception",

@@ -22,8 +22,8 @@ import os
 
 import autograder.runner.worker  # noqa: F401 - imported once here, inherited by every fork
 from autograder.runner import policy, sandbox, seccomp
+from autograder.runner.deferred_seeding import install_short_stacks
 from autograder.runner.proxy import PRELOAD_ENV
-from autograder.runner.stacks import install_short_stacks
 
 # What the course's notebooks import besides torch (see ../shared/seeds/); absent ones are skipped. An assignment
 # adds its own with `preload = [...]` in its assignment.toml.
@@ -98,7 +98,7 @@ import_quietly(COURSE_MODULES + tuple(os.environ.get(PRELOAD_ENV, "").split()))
 # What the server holds now lives as long as it does: kept out of every garbage collection in the server and in
 # its forks. A full collection in a fork would otherwise walk (and so copy, page by page) all of it: ~0.5 s, which
 # a worker meets once its student code has made some 70,000 lasting objects.
-install_short_stacks()  # torch.manual_seed in student code and in scoring processes: see stacks.py
+install_short_stacks()  # torch.manual_seed in student code and in scoring processes: see deferred_seeding.py
 seccomp.in_pid_namespace()  # built once here, loaded by every worker
 policy.environment_roots(), policy.loader_folders(), policy.system_paths()  # what every worker's view grants
 gc.freeze()

@@ -6,7 +6,7 @@ torch's own reduction (a storage pickled through `torch.save`, ~1 ms a tensor to
 Replies (worker -> scoring process) are not: the worker runs student code, which can write anything to the pipe.
 A reply is pickled plain data only (None, bool, int, float, str, list, tuple, dict) and read by an unpickler
 that resolves no global at all, so no byte sequence can make the scoring process call anything. A tensor travels
-as a `bytearray` (a type `WorkerState.encode` never lets student values be: they become handles) holding a short
+as a `bytearray` (a type `RequestHandler.encode` never lets student values be: they become handles) holding a short
 header (dtype, shape, device) and the tensor's bytes; the reader checks the header against the bytes before it
 builds the tensor. This replaced `torch.save` / `torch.load(weights_only=True)`, which gave the same guarantee at
 ~2 ms a reply (bench.floor).
@@ -172,7 +172,7 @@ def _pack(value: Any) -> Any:
 
 
 def dumps_reply(reply: dict[str, Any]) -> bytes:
-    """Called in the worker on a reply `WorkerState.encode` made (plain data, tensors and handles only)."""
+    """Called in the worker on a reply `RequestHandler.encode` made (plain data, tensors and handles only)."""
     return dumps_packed(_pack(reply))
 
 
@@ -182,7 +182,7 @@ def pack_tensor(value: Any) -> Any:
 
 
 def dumps_packed(reply: dict[str, Any]) -> bytes:
-    """A reply whose tensors are already payloads (`WorkerState.pack_tensor`)."""
+    """A reply whose tensors are already payloads (`RequestHandler.pack_tensor`)."""
     return pickle.dumps(reply, protocol=PROTOCOL)
 
 

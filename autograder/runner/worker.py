@@ -256,7 +256,7 @@ def _resolve(dotted: str) -> Any:
 DISPATCH_CHANGED = "torch's function dispatch (changed while the call ran)"
 
 
-class WorkerState:
+class RequestHandler:
     """The student's namespace and the objects the parent holds handles to; its `op_` methods are the requests a
     worker serves. `walls` are those the worker got; `progress_fd` the file in which it records the statement it
     is loading (none when the operations run outside a worker, as in bench.floor)."""
@@ -502,13 +502,13 @@ def worker_main(conn: Any, config: WorkerConfig, output_fd: int, progress_fd: in
 
 def _work(conn: Any, config: WorkerConfig, progress_fd: int, entered: sandbox.Entered) -> None:
     walls = set_up(config, entered, conn.fileno(), progress_fd)
-    state = WorkerState(walls, progress_fd)
+    state = RequestHandler(walls, progress_fd)
     state.pack_tensor = wire.pack_tensor
     serve(conn, state, _Helpers(dict(config.helpers)))
     os._exit(0)
 
 
-def serve(conn: Any, state: WorkerState, helpers: _Helpers) -> None:
+def serve(conn: Any, state: RequestHandler, helpers: _Helpers) -> None:
     """Answer requests until the scoring process closes the connection."""
     handlers: dict[str, Callable[..., Any]] = {
         name[3:]: getattr(state, name) for name in dir(state) if name.startswith("op_")

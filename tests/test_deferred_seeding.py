@@ -1,4 +1,4 @@
-"""runner/stacks.py: torch's deferred device calls record the caller's frames without reading their source."""
+"""runner/deferred_seeding.py: torch's deferred device calls record the caller's frames without reading their source."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import traceback
 
 import torch
 
-from autograder.runner import stacks
+from autograder.runner import deferred_seeding as stacks
 from autograder.runner.proxy import Worker
 from autograder.runner.worker import GlobalRef
 
@@ -43,7 +43,7 @@ def test_installed_for_good_it_stays_after_garbage_collection():
     # collection (it did: workers formatted full stacks on every torch.manual_seed).
     code = (
         "import gc, traceback, torch\n"
-        "from autograder.runner import stacks\n"
+        "from autograder.runner import deferred_seeding as stacks\n"
         "stacks.install_short_stacks()\n"
         "gc.collect()\n"
         "print(torch.cuda.traceback is stacks._SHORT, torch.xpu.traceback is stacks._SHORT)\n"
