@@ -69,3 +69,18 @@ def test_devices_names_every_check_whose_verdict_differs():
     cuda = dataclasses.replace(result(False, "Your code raised RuntimeError\nat cell 2"), device="cuda")
     assert same == []
     assert differences([result(True)], [cuda]) == ["a.ipynb Net forward: Your code raised RuntimeError"]
+
+
+def test_compare_runs_a_benchmark_in_this_checkout_and_in_another_revision_and_removes_that_tree(capsys):
+    import subprocess
+
+    from autograder.paths import PROJECT_ROOT
+    from bench import compare
+
+    before = subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "list"], capture_output=True, text=True)
+    assert compare.main(["HEAD", "--rounds", "1", "--", "bench.scaling", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("=== round 1") == 2 and "this checkout" in shown and "HEAD (" in shown
+    assert shown.count("usage:") == 2 and "(exit" not in shown
+    after = subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "list"], capture_output=True, text=True)
+    assert after.stdout == before.stdout
