@@ -35,6 +35,7 @@ from autograder.submission import Cell, Submission, load_submissions
 # Build tools and instructor commands stay out of the student's wheel: it needs only what grades public checks.
 ENGINE_LEFT_OUT = (
     "otterkit/build.py",
+    "solutions.py",  # the reference solutions as cells: a build tool
     "student/bundle.py",
     "student/public.py",
     "lms",
