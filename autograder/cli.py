@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from autograder import __version__, messages, terminal
+from autograder import __version__, messages, phases, terminal
 from autograder.errors import GradingError
 from autograder.lms.platform import PLATFORMS
 from autograder.options import (
@@ -25,7 +25,7 @@ from autograder.options import (
 )
 from autograder.paths import EXAMPLES_DIR, builtin_names
 from autograder.results import SubmissionResult, one_assignment
-from autograder.spec import SpecError, load_assignment
+from autograder.spec import AssignmentSpec, SpecError, load_assignment
 from autograder.text import shown
 
 if TYPE_CHECKING:  # the grading machinery (torch, pytest) is imported by the commands that grade, when they run
@@ -282,6 +282,7 @@ def _assignment_and_notebook(args: argparse.Namespace) -> tuple[str | None, Path
 
 # -- running a command ----------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
+    phases.mark("cli")
     args = parse_args(argv)
     console = terminal.make_console()
     try:
@@ -322,6 +323,7 @@ def run_with_progress(
 ) -> Batch:
     from autograder.grader import grade
 
+    phases.mark("imported")
     spec = load_assignment(assignment)
     columns = (
         TextColumn(f"grading {spec.name}", markup=False),
@@ -337,6 +339,7 @@ def run_with_progress(
             progress.update(task, total=total)
 
         def graded(result: SubmissionResult) -> None:
+            phases.mark("result")
             progress.update(task, advance=1, last=shown(result.submission))
 
         batch = grade(
@@ -350,6 +353,7 @@ def run_with_progress(
             resume=resume,
             executor=executor,
         )
+    phases.mark("written")
     if batch.reused:
         console.print(f"{len(batch.reused)} submission(s) already graded in {out}/ were kept (--resume).")
     note = walls_note(batch.results)
@@ -402,7 +406,20 @@ def not_graded_note(console: Console, results: Sequence[SubmissionResult], out: 
     return EXIT_NOT_GRADED
 
 
+def start_fork_server(specs: Sequence[AssignmentSpec], jobs: int) -> None:
+    """The fork server starts first thing, importing torch and the course's libraries for the workers (and, with
+    --jobs N, the grader for the scoring processes) while this process imports the grader itself: on two cores
+    the two overlap instead of following each other (bench.startup shows the phases)."""
+    from autograder.runner import FORK_SERVER_PRELOAD, SCORING_PRELOAD, preload_modules, start_early
+
+    for spec in specs:
+        preload_modules(spec.preload)
+    start_early([FORK_SERVER_PRELOAD, *([SCORING_PRELOAD] if jobs > 1 else [])])
+
+
 def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
+    if args.executor != "dask":  # a cluster's scoring processes start their own, where they run
+        start_fork_server([load_assignment(args.assignment)], args.jobs)
     from autograder.grader import DaskExecutor
 
     options = options_from_args(args)
@@ -424,6 +441,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int | None:
+    start_fork_server([load_assignment(name) for name in builtin_names()], args.jobs)
     options = options_from_args(args)
     status = None
     for name in builtin_names():
@@ -438,11 +456,15 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int | None:
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
     """A student's self-check. Reading the notebook and naming the assignment are library calls that raise one
     clear ValueError (exit 2), so that other front ends (a student bundle) can reuse them."""
-    from autograder.grader import grade_chunk
     from autograder.student.runtime import BundleNotFound, bundle_beside, check_lines, check_notebook
 
     submission = terminal.self_check_submission(args.notebook)
     bundle = args.bundle or (None if args.assignment else bundle_beside(args.notebook))
+    if bundle is None:
+        start_fork_server([load_assignment(terminal.self_check_assignment(submission, args.assignment))], jobs=1)
+    from autograder.grader import grade_chunk
+
+    phases.mark("imported")
     if bundle is not None:  # what the student received: public checks and recorded answers, nothing hidden
         try:
             result = check_notebook(args.notebook, bundle, args.exercise, options_from_args(args))

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import pytest
 import torch
 
-from autograder import devices, messages
+from autograder import devices, messages, phases
 from autograder.errors import GradingError
 from autograder.options import GradingOptions
 from autograder.pytest_plugin import GradingPlugin
@@ -41,6 +41,7 @@ from autograder.results import (
 )
 from autograder.runner import (
     FORK_SERVER_PRELOAD,
+    SCORING_PRELOAD,
     MessageLost,
     Worker,
     bare_main_module,
@@ -126,6 +127,7 @@ def grade_chunk(
 ) -> list[SubmissionResult]:
     """Grade submissions in one pytest session in this process; student code runs in worker processes (made by
     `worker_factory`). `public_only` runs the public checks only; `exercises` only those exercises' checks."""
+    phases.mark("chunk")
     preload_modules(spec.preload)  # where this process starts the fork server (a Dask worker's process)
     submissions = [s.read() for s in submissions]  # listed by `grade`; read here, a chunk at a time
     if submissions:
@@ -289,7 +291,7 @@ class LocalExecutor:
         # Scoring processes are forks of a fork server that has imported torch, pytest and the grader once,
         # instead of N fresh interpreters importing them each (~2.5 s apiece). The fork server holds no
         # assignment, reference or submission: those reach each scoring process with its chunk.
-        context = fork_server_context([FORK_SERVER_PRELOAD, "autograder.grader"])
+        context = fork_server_context([FORK_SERVER_PRELOAD, SCORING_PRELOAD])
         # Each result, as its scoring process finishes it (read within a deadline: a scoring process killed
         # halfway through a write must not hold this one; its chunk's results are then taken from the pool).
         reader, writer = context.Pipe(duplex=False)
@@ -385,6 +387,7 @@ def _start_scoring_process(submitter: int, writer: Any, lock: Any) -> None:
     handed over is already on disk, and `--resume` grades the rest. `writer`: the pipe each result goes to."""
     global _handed_over
     _handed_over = (writer, lock)
+    phases.mark("scoring process")
     name_this_process("ag-scoring")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the submitter decides
     # The pool terminates its processes on an error exit: their workers and scratch folders end with them.
@@ -507,6 +510,7 @@ def grade(
     if absent:  # a mistyped path is the instructor's mistake, not a student's result
         raise GradingError(messages.NO_SUCH_INPUT.format(paths=", ".join(absent)))
     submissions = load_submissions(paths, read=False)  # names and places: each is read where it is graded
+    phases.mark("listed")
     if not submissions:
         raise GradingError(messages.NO_SUBMISSIONS.format(paths=", ".join(str(p) for p in paths)))
     lock = _hold_out_dir(out_dir) if out_dir is not None else None  # before anything is graded

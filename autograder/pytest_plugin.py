@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import torch
 
-from autograder import devices, messages, signatures
+from autograder import devices, messages, phases, signatures
 from autograder.options import (
     DEFAULT_TIMEOUT,
     DEVICE_HELP,
@@ -224,6 +224,9 @@ class GradingPlugin:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.fatal_error = messages.CHECKS_BROKEN.format(where=report.nodeid, problem=report.longreprtext[-3000:])
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        phases.mark("collected")
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if not items:

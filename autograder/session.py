@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from autograder import messages
+from autograder import messages, phases
 from autograder.options import GradingOptions, worker_config
 from autograder.runner import (
     MAX_FILE_BYTES,
@@ -183,6 +183,7 @@ class SubmissionGrading:
                 # that only what it defines is lost, and tell the student which one it was.
                 self.skipped.append(where)
                 self.skip_errors.append(messages.LOAD_STOPPED.format(cell=where[0], line=where[2], problem=lost))
+        phases.mark("worker loaded")
         if not reply["ok"]:
             self.fatal = WorkerLost("crash", messages.student_raised("your notebook", reply["error"]))
             raise self.fatal

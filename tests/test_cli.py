@@ -256,3 +256,25 @@ def test_the_commands_that_grade_nothing_import_no_torch(command):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
+
+
+def test_a_check_starts_the_fork_server_before_importing_the_grader_so_that_the_two_overlap(tmp_path):
+    """The order of the phases (autograder/phases.py), not their timing: the fork server is asked for before this
+    process imports torch and the grader, and it is another process that prepares it."""
+    log = tmp_path / "phases.log"
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "check", "mlp", str(EXAMPLES / "mlp" / "correct.ipynb"), "-e",
+         "cross_entropy_loss"], capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "AUTOGRADER_PHASES": str(log)}, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0 and "1 of 1 public checks passed" in done.stdout, done.stdout + done.stderr
+    lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    first = {}
+    for stamp, pid, phase in lines:
+        first.setdefault(phase, (float(stamp), int(pid)))
+    main_pid = first["cli"][1]
+    assert first["fork server started"][1] == main_pid and first["imported"][1] == main_pid
+    assert first["cli"][0] < first["fork server started"][0] < first["imported"][0]
+    assert first["fork server ready"][1] != main_pid  # the server imports in its own process, meanwhile
+    assert first["fork server ready"][0] < first["worker loaded"][0]
+    assert [phase for _, _, phase in lines].count("fork server started") == 1  # one server, reused

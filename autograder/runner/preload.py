@@ -21,9 +21,10 @@ import importlib
 import os
 
 import autograder.runner.worker  # noqa: F401 - imported once here, inherited by every fork
+from autograder import phases
 from autograder.runner import policy, sandbox, seccomp
 from autograder.runner.deferred_seeding import install_short_stacks
-from autograder.runner.proxy import PRELOAD_ENV
+from autograder.runner.forkserver import PRELOAD_ENV
 
 # What the course's notebooks import besides torch (see ../shared/seeds/); absent ones are skipped. An assignment
 # adds its own with `preload = [...]` in its assignment.toml.
@@ -104,3 +105,4 @@ policy.environment_roots(), policy.loader_folders(), policy.system_paths()  # wh
 gc.freeze()
 collapse_into_huge_pages()
 sandbox.protect_this_process()
+phases.mark("fork server ready")

@@ -14,21 +14,22 @@ import sys
 import tempfile
 import threading
 import time
-import types
 import weakref
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 from autograder import messages
-from autograder.errors import GradingError
 from autograder.paths import ASSIGNMENTS_DIR, PROJECT_ROOT, REFERENCE_DIR
 from autograder.runner import channel, sandbox, wire
+from autograder.runner.forkserver import (
+    FORK_SERVER_PRELOAD,
+    PRELOAD_ENV,
+    bare_main_module,
+    fork_server_context,
+)
 from autograder.runner.scratch import (
-    SOCKET_PATH_MAX,
     remove_scratch_parent,
     remove_tree,
     scratch_parent,
-    socket_folder,
     sweep_stale,
 )
 from autograder.runner.worker import (
@@ -47,8 +48,6 @@ from autograder.runner.worker import (
 from autograder.text import decoded
 
 # multiprocessing's fork server can only import modules before it forks; this one prepares it (see its docstring).
-FORK_SERVER_PRELOAD = "autograder.runner.preload"
-PRELOAD_ENV = "AUTOGRADER_PRELOAD"  # more modules for the fork server to import, space-separated
 OUTPUT_LINE_LIMIT = 500  # characters of one printed line shown to the instructor
 _STOP_WAIT_S = 5.0  # for the keeper to end the worker once told, before it is killed itself
 
@@ -127,59 +126,12 @@ def fork_server_failure() -> str:
     return messages.FORK_SERVER_FAILED.format(modules=", ".join(modules) or "none")
 
 
-def preload_modules(names: Sequence[str]) -> None:
-    """Have this process's fork server import `names` too (an assignment's `preload`), so that every worker
-    inherits them. The server reads them when it starts: with the first worker or scoring process of this process;
-    a server already running (an earlier assignment graded by the same process) keeps what it has."""
-    wanted = [*os.environ.get(PRELOAD_ENV, "").split(), *names]
-    if wanted:
-        os.environ[PRELOAD_ENV] = " ".join(dict.fromkeys(wanted))
-
-
-def _own_socket_folder() -> None:
-    """multiprocessing's fork server listens on a socket in a folder it would make under TMPDIR as pymp-*: left
-    behind should this process be killed, and too long a path for a socket under a long TMPDIR. The folder is
-    made here instead (see `socket_folder`), removed when this process ends, or swept if it is killed."""
-    from multiprocessing import forkserver
-
-    config = multiprocessing.process.current_process()._config  # type: ignore[attr-defined]
-    if config.get("tempdir") is not None or getattr(forkserver._forkserver, "_forkserver_address", None):  # type: ignore[attr-defined]
-        return  # a folder made already, or a fork server running (this process's or, inherited, its parent's)
-    folder = socket_folder()
-    if folder is None:
-        raise GradingError(messages.TMPDIR_TOO_LONG.format(folder=tempfile.gettempdir(), limit=SOCKET_PATH_MAX))
-    # removed at this process's end, after its workers (as multiprocessing removes the folder it makes itself)
-    multiprocessing.util.Finalize(None, remove_tree, args=(folder,), exitpriority=-100)
-    config["tempdir"] = folder
-
-
-def fork_server_context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
-    """multiprocessing's fork server context: it imports `preload` before it forks; its socket is where one fits."""
-    context = multiprocessing.get_context("forkserver")
-    assert isinstance(context, multiprocessing.context.ForkServerContext)
-    context.set_forkserver_preload(list(preload))
-    _own_socket_folder()
-    return context
-
-
 def _context() -> multiprocessing.context.ForkServerContext:
     # A fork server that has already imported torch makes each worker a cheap fork of a clean process: no
     # re-import per submission, and none of the scoring process's state (references, checks) in the child.
     context = fork_server_context([FORK_SERVER_PRELOAD])
     _reuse_parent_fork_server()
     return context
-
-
-@contextlib.contextmanager
-def bare_main_module() -> Iterator[None]:
-    """multiprocessing re-imports the parent's main script in a new process; an instructor's script that calls
-    `grade()` would then run again inside the worker. Starting the worker with a bare `__main__` prevents it."""
-    real = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = real
 
 
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
