@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -297,6 +299,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def entry() -> None:
+    """The `autograder` command and `python -m autograder`: `main`, then a quick exit."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> None:
+    """End this process without tearing the interpreter down: freeing torch's modules and memory one object at a
+    time took ~0.6 s after every grading command (bench.startup), and nothing needs it. What must run at exit runs
+    first: atexit's handlers (workers stopped, scratch and socket folders removed, multiprocessing's finalizers,
+    the fork server told to end) and the output flushed. Where a thread that is not a daemon still runs (a
+    library's), the normal exit waits for it instead."""
+    import atexit
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def _lms(name: str) -> Handler:
     """A command of autograder.lms.cli, imported when run. Those that read a results folder first make sure it
     holds one assignment's results: a report or an export never mixes two."""
@@ -406,7 +431,7 @@ def not_graded_note(console: Console, results: Sequence[SubmissionResult], out: 
     return EXIT_NOT_GRADED
 
 
-def start_fork_server(specs: Sequence[AssignmentSpec], jobs: int) -> None:
+def start_fork_server(specs: Sequence[AssignmentSpec], jobs: int, workers: int | None = None) -> None:
     """The fork server starts first thing, importing torch and the course's libraries for the workers (and, with
     --jobs N, the grader for the scoring processes) while this process imports the grader itself: on two cores
     the two overlap instead of following each other (bench.startup shows the phases)."""
@@ -414,12 +439,16 @@ def start_fork_server(specs: Sequence[AssignmentSpec], jobs: int) -> None:
 
     for spec in specs:
         preload_modules(spec.preload)
-    start_early([FORK_SERVER_PRELOAD, *([SCORING_PRELOAD] if jobs > 1 else [])])
+    start_early([FORK_SERVER_PRELOAD, *([SCORING_PRELOAD] if jobs > 1 else [])], workers)
 
 
 def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
     if args.executor != "dask":  # a cluster's scoring processes start their own, where they run
-        start_fork_server([load_assignment(args.assignment)], args.jobs)
+        from autograder.submission import load_submissions
+
+        with contextlib.suppress(Exception):  # a listing that fails is grade()'s to report, with its message
+            workers = len(load_submissions([p for p in args.paths if Path(p).exists()], read=False))
+            start_fork_server([load_assignment(args.assignment)], args.jobs, workers)
     from autograder.grader import DaskExecutor
 
     options = options_from_args(args)
@@ -441,7 +470,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int | None:
-    start_fork_server([load_assignment(name) for name in builtin_names()], args.jobs)
+    start_fork_server([load_assignment(name) for name in builtin_names()], args.jobs, workers=20)
     options = options_from_args(args)
     status = None
     for name in builtin_names():
@@ -461,7 +490,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     submission = terminal.self_check_submission(args.notebook)
     bundle = args.bundle or (None if args.assignment else bundle_beside(args.notebook))
     if bundle is None:
-        start_fork_server([load_assignment(terminal.self_check_assignment(submission, args.assignment))], jobs=1)
+        spec = load_assignment(terminal.self_check_assignment(submission, args.assignment))
+        start_fork_server([spec], jobs=1, workers=1)
     from autograder.grader import grade_chunk
 
     phases.mark("imported")

@@ -34,12 +34,14 @@ PHASES = ("cli", "imported", "listed", "scoring process", "chunk", "collected", 
 COLUMNS = (*PHASES, "last result", "written", "end")
 
 
-def timeline(arguments: list[str], cwd: Path) -> dict[str, float]:
+def timeline(arguments: list[str], cwd: Path, tree: Path | None = None) -> dict[str, float]:
     """One run of `python -m autograder ARGUMENTS`: each phase's first time (and the last result's), in seconds
     since the process was started."""
     log = cwd / "phases.log"
     log.unlink(missing_ok=True)
     env = {**os.environ, ENV: str(log)}
+    if tree is not None:  # another checkout's autograder, first on the path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "autograder", *arguments], cwd=cwd, env=env, capture_output=True,
                           text=True)  # fmt: skip
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each command; medians are shown (default 3)")
     parser.add_argument("--n", type=int, default=35, help="realistic notebooks in the class graded (default 35)")
     add_jobs_option(parser, 2)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (git worktree add /tmp/base REV): its commands run in turns with this one's; where "
+        "it logs no phases, only its end is shown",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         root = Path(tmp)
@@ -79,21 +87,28 @@ def main(argv: list[str] | None = None) -> int:
             "grade 1": ["grade", "mlp", notebook, "-o", str(root / "out1"), *jobs],
             f"grade {args.n}": ["grade", "mlp", str(root / "class"), "-o", str(root / "outn"), *jobs],
         }
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
+        trees: dict[str, Path | None] = {"": None}
+        if args.baseline:
+            trees = {"": None, "base ": args.baseline.resolve()}
+        names = [f"{prefix}{name}" for name in commands for prefix in trees]
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
         for _ in range(args.rounds):  # commands in turns, so that a noisy minute spreads over all of them
             for name, arguments in commands.items():
-                for out in ("out1", "outn"):
-                    shutil.rmtree(root / out, ignore_errors=True)
-                runs[name].append(timeline(arguments, root))
+                for prefix, tree in trees.items():
+                    for out in ("out1", "outn"):
+                        shutil.rmtree(root / out, ignore_errors=True)
+                    runs[prefix + name].append(timeline(arguments, root, tree))
     print(f"bench.startup: seconds since the command started (median of {args.rounds}), --jobs {args.jobs}, "
           f"{os.cpu_count()} cores")  # fmt: skip
     width = max(len(c) for c in COLUMNS)
-    print(f"{'phase':<{width}} " + " ".join(f"{name:>9}" for name in commands))
+    cell = max(9, *(len(name) for name in names))
+    print(f"{'phase':<{width}} " + " ".join(f"{name:>{cell}}" for name in names))
     for column in COLUMNS:
         cells = []
-        for name in commands:
+        for name in names:
             values = [run[column] for run in runs[name] if column in run]
-            cells.append(f"{statistics.median(values):9.2f}" if len(values) == len(runs[name]) else f"{'-':>9}")
+            whole = len(values) == len(runs[name])
+            cells.append(f"{statistics.median(values):{cell}.2f}" if whole else f"{'-':>{cell}}")
         print(f"{column:<{width}} " + " ".join(cells))
     return 0
 

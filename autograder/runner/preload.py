@@ -16,6 +16,7 @@ module state inherited by every fork (numpy's global generator) cannot change a 
 """
 
 import ctypes
+import encodings.ascii  # noqa: F401 - workers read /proc files as ascii while they set up, behind their walls
 import gc
 import importlib
 import os
@@ -24,7 +25,7 @@ import autograder.runner.worker  # noqa: F401 - imported once here, inherited by
 from autograder import phases
 from autograder.runner import policy, sandbox, seccomp
 from autograder.runner.deferred_seeding import install_short_stacks
-from autograder.runner.forkserver import PRELOAD_ENV
+from autograder.runner.forkserver import HUGE_PAGES_ENV, PRELOAD_ENV
 
 # What the course's notebooks import besides torch (see ../shared/seeds/); absent ones are skipped. An assignment
 # adds its own with `preload = [...]` in its assignment.toml.
@@ -103,6 +104,7 @@ install_short_stacks()  # torch.manual_seed in student code and in scoring proce
 seccomp.in_pid_namespace()  # built once here, loaded by every worker
 policy.environment_roots(), policy.loader_folders(), policy.system_paths()  # what every worker's view grants
 gc.freeze()
-collapse_into_huge_pages()
+if os.environ.get(HUGE_PAGES_ENV) != "off":  # a command with few workers to start says so (forkserver.start_early)
+    collapse_into_huge_pages()
 sandbox.protect_this_process()
 phases.mark("fork server ready")
