@@ -32,7 +32,7 @@ from .mutants import mlp
 
 REFERENCE = PROJECT_ROOT / "reference_solutions" / "mlp.py"
 TOKEN = "tok-8c1f0a7e-canvas-secret"
-TIMEOUT_S = 3
+TIMEOUT_S = 6  # 256 MiB written into a tmpfs as nobody, on a loaded 2-core CI machine, has taken over 3 s
 BATCH_BOUND_S = 240
 CE_HEAD = "def cross_entropy_loss(x, labels):\n"
 CORRECT_CE = "    return (torch.logsumexp(x, 1) - x[torch.arange(len(labels)), labels]).mean()\n"
