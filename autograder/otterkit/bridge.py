@@ -13,6 +13,7 @@ import ast
 import atexit
 import functools
 import hashlib
+import os
 import shutil
 import tempfile
 import zipfile
@@ -87,6 +88,11 @@ def grade_cells(
     public_only: bool = False,
 ) -> SubmissionResult:
     """Grade notebook cells with the native grader (student code in isolated workers, as always)."""
+    from autograder.runner.forkserver import HUGE_PAGES_ENV
+
+    # One notebook's checks (a student's kernel, an otter run) start few workers: the fork server skips collapsing
+    # its memory into huge pages (~4 s at its start, see forkserver.HUGE_PAGES_FROM), unless told otherwise.
+    os.environ.setdefault(HUGE_PAGES_ENV, "off")
     from autograder.grader import grade_chunk
     from autograder.options import GradingOptions
     from autograder.spec import load_assignment
