@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-tools lint clean gpu-check
+.PHONY: demo test test-tools lint clean gpu-check otter-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,6 +44,14 @@ gpu-check:
 	$(AUTOGRADER) demo --device cpu
 	$(AUTOGRADER) demo --device cuda
 	$(PYTHON) -m bench.devices --devices cpu cuda
+
+# `otter grade` (Docker) against `autograder grade`: every built-in's examples and an assignment made with
+# `autograder new`, per-exercise scores compared and seconds per submission printed (bench/otter_grade.py). Needs a
+# Docker daemon (.ci/start-dockerd starts one as root); the base image is built on first use (about 5 minutes,
+# autograder.otterkit.image) and kept.
+otter-check: $(STAMP)
+	@bash .ci/start-dockerd
+	$(PY) -m pytest -m "docker or not docker" -p no:cacheprovider -rA tests/test_otter_image.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autograder tests reference_solutions assignments bench

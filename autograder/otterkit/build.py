@@ -195,14 +195,22 @@ def add_to_wheel(wheel: Path, spec: AssignmentSpec) -> None:
 # Before otter's runner reads it: `otter grade` leaves the file empty, and a zip that names plugins (ours does)
 # then fails every submission on json.load; Gradescope's real file is left alone.
 EMPTY_METADATA_FIX = "[ -s /autograder/submission_metadata.json ] || echo '{}' > /autograder/submission_metadata.json"
+# otter's setup.sh asks `cat otter_config.json | jq -e '[.pdf, .token] | any'` whether to install LaTeX (about
+# 3 GB); under `otter grade` the file is added after setup, and jq 1.6 answers an empty input with success: every
+# image got texlive. Asked of the file itself, a missing file means no (and our zips make no PDFs).
+PDF_QUESTION = re.compile(r"cat (\S+otter_config\.json) \| jq -e '([^']*)'")
+
+
+def fix_setup(script: str) -> str:
+    return PDF_QUESTION.sub(lambda m: f"jq -e '{m.group(2)}' {m.group(1)} 2>/dev/null", script)
 
 
 def finish_zip(path: Path, wheel: Path) -> None:
     """Make otter's zip installable wherever it is graded. The environment installs the project wheel while the
     image is set up, before `otter grade`'s Dockerfile adds `files/`: so the wheel also lies at the zip's top
     level (Gradescope unpacks the whole zip into /autograder/source/) and in `requirements.d/` (whose contents
-    otter's Dockerfile copies into /autograder/source/ with the requirements, before setup). And run_autograder
-    gives an empty submission_metadata.json the `{}` otter's plugins expect."""
+    otter's Dockerfile copies into /autograder/source/ with the requirements, before setup). run_autograder
+    gives an empty submission_metadata.json the `{}` otter's plugins expect, and setup.sh installs no LaTeX."""
     rebuilt = path.with_suffix(".tmp")
     with zipfile.ZipFile(path) as old, zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as new:
         for item in old.infolist():
@@ -211,6 +219,8 @@ def finish_zip(path: Path, wheel: Path) -> None:
                 lines = data.decode().splitlines()
                 last = next(i for i, line in enumerate(lines) if "run_otter.py" in line)
                 data = "\n".join([*lines[:last], EMPTY_METADATA_FIX, *lines[last:]]).encode() + b"\n"
+            elif item.filename == "setup.sh":
+                data = fix_setup(data.decode()).encode()
             new.writestr(item, data)
         new.write(wheel, wheel.name)
         new.write(wheel, f"requirements.d/{wheel.name}")
