@@ -27,7 +27,7 @@ download = "'Export Submissions' zip"
 METADATA = "submission_metadata.yml"
 RUNNER_DIR = Path(__file__).with_name("gradescope_files")  # the scripts Gradescope runs: setup.sh, run_autograder
 RUNNER_FILES = ("setup.sh", "run_autograder")
-PROJECT_PARTS = ("pyproject.toml", "README.md", "autograder", "assignments", "reference_solutions")
+PROJECT_PARTS = ("pyproject.toml", "README.md", "autograder", "assignments", "reference_solutions", "examples")
 
 
 def students(archive: zipfile.ZipFile, limits: Limits) -> list[Student]:
