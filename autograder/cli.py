@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder import __version__, messages, phases, terminal
 from autograder.errors import GradingError
-from autograder.lms.platform import PLATFORMS
+from autograder.lms.platform import PLATFORMS, PUSHABLE
 from autograder.options import (
     DEFAULT_COMMON,
     DEFAULT_THRESHOLD,
@@ -178,6 +178,31 @@ def _lms_commands(commands: argparse._SubParsersAction) -> None:
         "as a blank clears a Moodle grade)",
     )
     e.set_defaults(handler=_lms("cmd_export"))
+
+    p = commands.add_parser(
+        "push",
+        help="post scores and feedback to a Canvas or Moodle course (its API)",
+        description="Reads the gradebook, prints the plan, and posts after you confirm. The token comes from "
+        "AUTOGRADER_CANVAS_TOKEN / AUTOGRADER_MOODLE_TOKEN or a prompt.",
+    )
+    p.add_argument("lms", choices=PUSHABLE, help="the LMS to post to")
+    p.add_argument("results", type=Path, help=RESULTS_HELP)
+    p.add_argument("--url", required=True, help="the LMS's address, https://... (e.g. https://canvas.example.edu)")
+    p.add_argument("--course", required=True, help="the course's id (Canvas: /courses/<id>; Moodle: course id)")
+    p.add_argument("--assignment", required=True, help="the assignment's id (Canvas: /assignments/<id>; Moodle: "
+                   "the assignment id or its course module id, view.php?id=<id>)")  # fmt: skip
+    p.add_argument("--identities", type=Path, help="identities.json written by `autograder intake`")
+    p.add_argument("--roster", type=Path, help="roster CSV: names and ids joined, groups mapped")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; post nothing")
+    p.add_argument("--yes", action="store_true", help="post without asking (scripts)")
+    p.add_argument("--overwrite-changed", action="store_true",
+                   help="also replace grades a person changed in the LMS after the last push")  # fmt: skip
+    p.add_argument("--attach-feedback", type=Path, metavar="FOLDER",
+                   help="Canvas: attach each student's page from this `autograder feedback` folder")  # fmt: skip
+    p.add_argument("--bulk-from", type=positive_int, default=50,
+                   help="Canvas: from this many posts on, send them in bulk updates (default: 50)")  # fmt: skip
+    p.add_argument("--retry-wait", type=float, default=1.0, help=argparse.SUPPRESS)
+    p.set_defaults(handler=_lms("cmd_push"))
 
     f = commands.add_parser("feedback", help="a Markdown and an HTML feedback page per submission")
     f.add_argument("results", type=Path, help=RESULTS_HELP)

@@ -310,3 +310,37 @@ INTAKE_TOTAL_LIES = (
     "{download}: the files to take in expand to more than {limit}, intake's limit a download, although the zip "
     "declares less: a damaged or crafted zip; nothing was written to {out}"
 )
+
+# -- autograder push (lms/push.py, lms/canvas.py, lms/moodle.py) -----------------------------------------------------
+PUSH_BAD_TOKEN = (
+    "{lms} refused the API token (it is wrong, expired or revoked): make a new one and put it in {variable}; "
+    "nothing was posted"
+)
+PUSH_FORBIDDEN = "{lms} refused (403): the token's user may not grade this course; nothing was posted"
+PUSH_CANVAS_MISSING = (
+    "{url}: no course {course} with an assignment {assignment} that this token can see (404); check --course and "
+    "--assignment (the numbers in the assignment's address: /courses/<course>/assignments/<assignment>)"
+)
+PUSH_CANVAS_GRADING_TYPE = (
+    "Canvas assignment {name!r} is graded as {kind!r}; the push posts points: set 'Display Grade as' to Points "
+    "(or Percentage); nothing was posted"
+)
+PUSH_POINTS_MISMATCH = (
+    "{lms} assignment {name!r} is worth {points:g} points and these results are out of {max_score:g}: set its "
+    "points to {max_score:g} in {lms}; nothing was posted"
+)
+PUSH_MOODLE_SCALE = (
+    "Moodle assignment {name!r} is graded on a scale (or not graded); the push posts points: set its grade type "
+    "to Point with a maximum of {max_score:g}; nothing was posted"
+)
+PUSH_MOODLE_MISSING = (
+    "{url}: no Moodle course {course} with an assignment {assignment} (its id, or the course module id in "
+    "mod/assign/view.php?id=...) that this token can see; nothing was posted"
+)
+PUSH_NOT_CONFIRMED = (
+    "nothing was posted: add --yes to post without being asked (scripts), or --dry-run to see the plan only"
+)
+PUSH_INTERRUPTED = (
+    "stopped: {done} of {total} posted (recorded in {journal}); run the same command again to post the rest, "
+    "nothing is posted twice"
+)

@@ -159,3 +159,14 @@ def test_otter_grade_in_docker_gives_the_native_per_exercise_scores(tmp_path):
     assert all(c.notebooks >= 2 for c in comparisons)
     assert [d for c in comparisons for d in c.differences] == []
     Path(os.environ.get("OTTER_CHECK_REPORT", tmp_path / "report.txt")).write_text(report(comparisons) + "\n")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_our_gradescope_zip_in_a_gradescope_shaped_container_gives_the_native_scores_and_messages(tmp_path):
+    why = image.docker_answers()
+    if why:
+        pytest.skip(f"the Gradescope container needs a Docker daemon: {why}")
+    from bench.gradescope_docker import prove
+
+    assert prove(tmp_path, image.DEFAULT_TAG, say=lambda line: print(line, file=sys.stderr)) == []

@@ -61,6 +61,85 @@ def cmd_export(args: argparse.Namespace, console: Console) -> None:
         console.print(line, markup=False, soft_wrap=True)
 
 
+def cmd_push(args: argparse.Namespace, console: Console) -> int | None:
+    """Scores and feedback into a live course: connect, read, plan, confirm, post (journalled), summarize."""
+    import getpass
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from autograder.lms import push
+
+    results = {stem: r for stem, r in lms.load_results(args.results).items() if r.graded}
+    if not results:
+        raise lms.LmsError(messages.EXPORT_NOTHING_GRADED.format(results=args.results))
+    identities = lms.load_identities(args.identities) if args.identities else ()
+    rows = [r for r in lms.grade_rows(results, identities, lms.load_roster(args.roster) if args.roster else ())
+            if r.result is not None]  # fmt: skip
+    token = push.read_token(args.lms, getpass.getpass if sys.stdin.isatty() else None)
+    connection = push.Connection(push.checked_url(args.url), token, str(args.course), str(args.assignment),
+                                 retry_wait=args.retry_wait, bulk_from=args.bulk_from)  # fmt: skip
+    platform = lms.platform(args.lms)
+    journal = push.Journal(push.journal_path(args.results, args.lms, connection))
+    try:
+        gradebook = platform.connect(connection)  # type: ignore[attr-defined]
+        target, lines = push.prepare(gradebook, platform.title, rows, journal, args.attach_feedback,
+                                     args.overwrite_changed)  # fmt: skip
+        _print_plan(console, platform.title, target, lines)
+        posts = [line.post for line in lines if line.post is not None]
+        if args.dry_run or not posts:
+            console.print("dry run: nothing was posted." if args.dry_run else "Nothing to post.")
+            return None
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise lms.LmsError(messages.PUSH_NOT_CONFIRMED)
+            if input(f"Post {len(posts)} grades with feedback to {platform.title}? [y/N] ").strip().lower() != "y":
+                console.print("Nothing was posted.")
+                return None
+        columns = (TextColumn("posting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        posted = 0
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("push", total=len(posts))
+
+            def advance(post: push.Post) -> None:
+                nonlocal posted
+                posted += 1
+                progress.advance(task)
+
+            try:
+                push.execute(gradebook, lines, journal, advance)
+            except (lms.LmsError, KeyboardInterrupt) as stop:
+                progress.stop()
+                stopped = messages.PUSH_INTERRUPTED.format(done=posted, total=len(posts), journal=journal.path)
+                if isinstance(stop, KeyboardInterrupt):
+                    console.print(stopped, markup=False, soft_wrap=True)
+                    return 130
+                raise lms.LmsError(f"{push.scrub(str(stop), token)}\n{stopped}") from None
+        console.print(f"{platform.title}: {push.summary(lines, posted)}.", markup=False, soft_wrap=True)
+    except lms.LmsError as error:
+        raise lms.LmsError(push.scrub(str(error), token)) from None
+    return None
+
+
+def _print_plan(console: Console, lms_title: str, target: object, lines: list) -> None:
+    from autograder.lms.export import num
+
+    console.print(f"Plan for {lms_title} assignment {target.title!r} ({num(target.points_possible)} points), "  # type: ignore[attr-defined]
+                  f"{len(lines)} graded students:", markup=False, soft_wrap=True)  # fmt: skip
+    for line in lines:
+        if line.action == "unchanged":
+            continue
+        who = f"{line.key} ({line.name})" if line.name and line.name != line.key else line.key
+        if line.action in ("new", "changed"):
+            old = "" if line.old is None else f"{num(line.old)} -> "
+            console.print(f"  {line.action:<10} {who}: {old}{num(line.new or 0)}", markup=False, soft_wrap=True)
+        else:
+            console.print(f"  {line.action:<10} {who}: {line.why}", markup=False, soft_wrap=True)
+    unchanged = sum(line.action == "unchanged" for line in lines)
+    if unchanged:
+        console.print(f"  {unchanged} unchanged (already posted, same score and feedback)")
+
+
 def cmd_feedback(args: argparse.Namespace, console: Console) -> None:
     results = lms.load_results(args.results)
     ids = getattr(args, "identities", None)
@@ -127,4 +206,4 @@ def _title(results: dict, assignment: str | None = None) -> str:
     return f"{name}: {spec.title}"
 
 
-__all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_report"]
+__all__ = ["cmd_export", "cmd_feedback", "cmd_gradescope", "cmd_gradescope_zip", "cmd_intake", "cmd_push", "cmd_report"]

@@ -9,10 +9,12 @@ id>` before 4.1) for team submissions; or, with "download as folders" off, flat 
 from __future__ import annotations
 
 import re
+import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import PurePosixPath
+from typing import Any
 
 from autograder import messages
 from autograder.csvfile import csv_text, text_cell
@@ -20,6 +22,7 @@ from autograder.lms.export import GradeRow, grade_rows, num, summary_line
 from autograder.lms.identity import Identity, LmsError, safe_key
 from autograder.lms.intake import Limits, Student, files_of, not_a_download
 from autograder.lms.platform import ExportRequest
+from autograder.lms.push import TOKEN_ENV, Connection, Current, Person, Post, Target, Transient, retrying, scrub
 from autograder.results import atomic_write
 
 title = "Moodle"
@@ -121,3 +124,109 @@ def export(request: ExportRequest) -> list[str]:
     if n := left_out(rows, request.missing):
         lines.append(messages.MOODLE_BLANK_LEFT_OUT.format(n=n))
     return lines
+
+
+# -- push: scores and feedback comments into a live course, through Moodle's REST web services ---------------------
+SAVE_CHUNK = 50  # students per mod_assign_save_grades call
+FORMAT_PLAIN = 2  # Moodle's text format number for plain text
+REFUSED = {"invalidtoken", "accessexception", "invalidlogin", "usernotfullysetup", "servicerequireslogin"}
+
+
+def connect(connection: Connection) -> MoodleGradebook:
+    return MoodleGradebook(connection)
+
+
+def flatten(name: str, value: Any) -> list[tuple[str, str]]:
+    """Moodle's form encoding of nested parameters: grades[0][plugindata][...][text]=..."""
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in flatten(f"{name}[{k}]", v)]
+    if isinstance(value, list):
+        return [pair for i, v in enumerate(value) for pair in flatten(f"{name}[{i}]", v)]
+    return [(name, str(int(value)) if isinstance(value, bool) else str(value))]
+
+
+class MoodleGradebook:
+    """One assignment's grades in a Moodle course (push.Gradebook), through its REST web services."""
+
+    def __init__(self, connection: Connection, sleep: Callable[[float], None] = time.sleep):
+        import requests
+
+        self.connection, self.sleep = connection, sleep
+        self.session = requests.Session()
+        self._assignment: dict[str, Any] | None = None
+
+    def request(self, function: str, **params: Any) -> Any:
+        """One web-service call (the token in the POST body, never in the address); Moodle's error envelope becomes
+        an LmsError, a 5xx or a lost connection a retry."""
+        import requests
+
+        data = [("wstoken", self.connection.token), ("wsfunction", function), ("moodlewsrestformat", "json")]
+        data += [pair for k, v in params.items() for pair in flatten(k, v)]
+        try:
+            response = self.session.post(f"{self.connection.url}/webservice/rest/server.php", data=data, timeout=120)
+        except (requests.ConnectionError, requests.Timeout) as failure:
+            raise Transient(f"the connection to Moodle was lost ({type(failure).__name__})") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise Transient(f"Moodle answered {response.status_code}")
+        try:
+            answer = response.json()
+        except ValueError:
+            status = response.status_code
+            raise LmsError(f"{self.connection.url}: not a Moodle web service (HTTP {status}, not JSON)") from None
+        if isinstance(answer, dict) and "exception" in answer:
+            code = str(answer.get("errorcode", ""))
+            if code in REFUSED:
+                raise LmsError(messages.PUSH_BAD_TOKEN.format(lms="Moodle", variable=TOKEN_ENV["moodle"]))
+            if code in ("nopermissions", "requireloginerror"):
+                raise LmsError(messages.PUSH_FORBIDDEN.format(lms="Moodle"))
+            detail = scrub(str(answer.get("message", "")), self.connection.token)[:300]
+            raise LmsError(f"Moodle refused {function}: {code}: {detail}")
+        return answer
+
+    def call(self, function: str, **params: Any) -> Any:
+        return retrying(lambda: self.request(function, **params), function, self.connection, self.sleep)
+
+    def assignment(self) -> dict[str, Any]:
+        if self._assignment is None:
+            c = self.connection
+            answer = self.call("mod_assign_get_assignments", courseids=[c.course])
+            found = [a for course in answer.get("courses", []) for a in course.get("assignments", [])
+                     if str(a.get("id")) == c.assignment or str(a.get("cmid")) == c.assignment]  # fmt: skip
+            if not found:
+                raise LmsError(messages.PUSH_MOODLE_MISSING.format(url=c.url, course=c.course, assignment=c.assignment))
+            self._assignment = found[0]
+        return self._assignment
+
+    def target(self) -> Target:
+        assignment = self.assignment()
+        points = float(assignment.get("grade") or 0)  # negative: a scale's id; 0: no grade
+        return Target(str(assignment.get("name", "")), points, "points" if points > 0 else "scale")
+
+    def people(self) -> list[Person]:
+        users = self.call("core_enrol_get_enrolled_users", courseid=self.connection.course)
+        students = [u for u in users if not u.get("roles") or any(r.get("shortname") == "student" for r in u["roles"])]
+        return [Person(str(u["id"]), u.get("fullname", ""), u.get("idnumber") or "", u.get("username") or "",
+                       u.get("email") or "") for u in students]  # fmt: skip
+
+    def current(self) -> dict[str, Current]:
+        answer = self.call("mod_assign_get_grades", assignmentids=[self.assignment()["id"]])
+        found = {}
+        for assignment in answer.get("assignments", []):
+            for grade in assignment.get("grades", []):
+                value = grade.get("grade")
+                score = float(value) if value not in (None, "") else None
+                found[str(grade["userid"])] = Current(score if score is not None and score >= 0 else None)
+        return found
+
+    def post(self, posts: Sequence[Post], acknowledged: Callable[[Post], None]) -> None:
+        """mod_assign_save_grades in chunks. A save replaces the grade and the feedback comment (Moodle keeps one
+        of each), so repeating a save whose answer was lost changes nothing."""
+        assignment_id = self.assignment()["id"]
+        for start in range(0, len(posts), SAVE_CHUNK):
+            chunk = posts[start : start + SAVE_CHUNK]
+            grades = [{"userid": p.user_id, "grade": num(p.score), "attemptnumber": -1, "addattempt": 0,
+                       "workflowstate": "", "plugindata": {"assignfeedbackcomments_editor": {
+                           "text": p.comment, "format": FORMAT_PLAIN}}} for p in chunk]  # fmt: skip
+            self.call("mod_assign_save_grades", assignmentid=assignment_id, applytoall=0, grades=grades)
+            for post in chunk:
+                acknowledged(post)

@@ -25,6 +25,9 @@ PLATFORMS = {
     "moodle": "autograder.lms.moodle",
     "gradescope": "autograder.lms.gradescope",
 }
+# those whose module also has `connect(push.Connection) -> push.Gradebook`: `autograder push` posts to them
+# (Gradescope takes scores only from its own autograder runs)
+PUSHABLE = ("canvas", "moodle")
 
 
 @dataclass(frozen=True)
