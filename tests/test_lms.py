@@ -435,8 +435,9 @@ def test_gradescope_zip_runs_the_native_grader_through_run_autograder(tmp_path):
         archive.extractall(root / "source")
     # what setup.sh's `pip install -e .` builds first: the project's metadata from the zip alone (it once failed on
     # Gradescope: the zip lacked a folder pyproject.toml's wheel includes)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                            "-w", str(tmp_path / "wheel"), str(root / "source")], capture_output=True, text=True)  # fmt: skip
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w",
+               str(tmp_path / "wheel"), str(root / "source")]  # fmt: skip
+    built = subprocess.run(command, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     (root / "submission").mkdir()
     shutil.copy(MLP / "partly_wrong.ipynb", root / "submission" / "notebook.ipynb")
