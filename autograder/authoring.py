@@ -140,6 +140,7 @@ class Validation:
     problems: list[str] = field(default_factory=list)
     reference_score: float = 0.0
     template_score: float = 0.0
+    reference_checks: dict[str, dict[str, bool]] = field(default_factory=dict)  # exercise -> check -> passed
 
     @property
     def ok(self) -> bool:
@@ -200,6 +201,7 @@ def validate(assignment: str | Path) -> Validation:
             validation.problems.append(str(exc))
             return validation
     validation.reference_score, validation.template_score = ref_result.score, tpl_result.score
+    validation.reference_checks = {e.id: {t.name: t.passed for t in e.tests} for e in ref_result.exercises}
     for error in ref_result.errors:
         validation.problems.append(messages.VALIDATE_REFERENCE_ERROR.format(error=error))
     for exercise, empty in zip(ref_result.exercises, tpl_result.exercises, strict=True):

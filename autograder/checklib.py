@@ -107,6 +107,51 @@ def expect_scalar(
         )
 
 
+def expect_like(actual: Any, expected: Any, *, what: str, inputs: str = "", hint: str = "") -> None:
+    """`actual` must be like `expected`, whatever it is: a tensor (expect_tensor, at its dtype's tolerance), a
+    number (expect_scalar), a tuple, list or dict of such (item by item, named by index or key), anything else
+    equal. What generated checks compare with."""
+    if isinstance(expected, torch.Tensor):
+        expect_tensor(actual, expected.detach(), what=what, inputs=inputs, hint=hint)
+    elif isinstance(expected, (tuple, list)):
+        kind = type(expected).__name__
+        expect(isinstance(actual, (tuple, list)) and len(actual) == len(expected),
+               f"{what} should be a {kind} of {len(expected)} items but is {describe_value(actual)}.",
+               inputs=inputs, hint=hint)  # fmt: skip
+        for i, (got, want) in enumerate(zip(actual, expected, strict=True)):
+            expect_like(got, want, what=f"{what}[{i}]", inputs=inputs, hint=hint)
+    elif isinstance(expected, dict):
+        expect(isinstance(actual, dict) and set(actual) == set(expected),
+               f"{what} should be a dict with keys {sorted(map(str, expected))} but is {describe_value(actual)}.",
+               inputs=inputs, hint=hint)  # fmt: skip
+        for key, want in expected.items():
+            expect_like(actual[key], want, what=f"{what}[{key!r}]", inputs=inputs, hint=hint)
+    elif isinstance(expected, float) or (isinstance(expected, int) and not isinstance(expected, bool)):
+        expect_scalar(actual, float(expected), what=what, inputs=inputs, hint=hint)
+    else:
+        expect(actual == expected, f"{what} is {describe_value(actual)}, expected {describe_value(expected)}.",
+               inputs=inputs, hint=hint)  # fmt: skip
+
+
+def recorded_tensor(dtype: str, shape: tuple[int, ...], data: str) -> torch.Tensor:
+    """A tensor recorded by `autograder new --from`, from its raw bytes (base64): exactly the values it had."""
+    import base64
+
+    raw = bytearray(base64.b64decode(data))
+    return torch.frombuffer(raw, dtype=getattr(torch, dtype)).reshape(shape).clone() if raw else torch.empty(
+        shape, dtype=getattr(torch, dtype))  # fmt: skip
+
+
+def bound_arguments(function: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """{parameter name: value} of a call, for describe_inputs; positional names where the signature hides them."""
+    import inspect
+
+    try:
+        return dict(inspect.signature(function).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
+
+
 def value_difference(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float | None, atol: float | None) -> str:
     """'' when close; else how many elements differ, the first one, and the greatest difference. A tolerance left
     out is that of the less precise of the two dtypes (`default_tolerance`); the values are compared in float64

@@ -251,6 +251,11 @@ def _authoring_commands(commands: argparse._SubParsersAction) -> None:
     n = commands.add_parser("new", help="write a working one-exercise assignment folder to start from")
     n.add_argument("name", help="the assignment's name (a Python identifier); the folder is DIR/NAME")
     n.add_argument("--dir", type=Path, default=Path("."), help="where to create it (default: here)")
+    n.add_argument("--from", dest="tutorial", type=Path, metavar="TUTORIAL",
+                   help="a tutorial notebook: its NotImplementedError exercises become the exercises, its own calls "
+                   "the checks")  # fmt: skip
+    n.add_argument("--solution", type=Path, help="the tutorial's solution notebook (default: its `# to_remove "
+                   "solution` cells)")  # fmt: skip
     n.set_defaults(handler=cmd_new)
 
     v = commands.add_parser("validate", help="prove an assignment: reference full marks, template zero, points")
@@ -548,11 +553,29 @@ def cmd_build(args: argparse.Namespace, console: Console) -> None:
 def cmd_new(args: argparse.Namespace, console: Console) -> None:
     from autograder.authoring import new_assignment
 
+    if args.tutorial is not None:
+        return _new_from_tutorial(args, console)
+    if args.solution is not None:
+        raise _UsageError("--solution goes with --from TUTORIAL.ipynb")
     folder = new_assignment(args.name, args.dir)
     console.print(
         f"Wrote {folder}/: assignment.toml, reference.py, checks/test_softmax.py.", markup=False, soft_wrap=True
     )
     console.print(f"Next: autograder validate {folder}", markup=False, soft_wrap=True)
+
+
+def _new_from_tutorial(args: argparse.Namespace, console: Console) -> None:
+    from autograder.tutorial import generate
+
+    console.print(f"Reading {args.tutorial} and running its solution to record its calls...", markup=False)
+    made = generate(args.name, args.tutorial, args.dir, args.solution)
+    console.print(f"Wrote {made.folder}/ with {len(made.exercises)} exercises:", markup=False, soft_wrap=True)
+    for exercise in made.exercises:
+        console.print(f"  {exercise.name} ({exercise.kind}): {len(exercise.calls)} checks from the tutorial's calls",
+                      markup=False, soft_wrap=True)  # fmt: skip
+    for note in made.notes:
+        console.print(f"  note: {note}", markup=False, soft_wrap=True)
+    console.print(f"Next: edit the checks, then autograder validate {made.folder}", markup=False, soft_wrap=True)
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:

@@ -73,3 +73,24 @@ def solution_lines(assignment: str) -> set[str]:
         for line in cell.source.split("# BEGIN SOLUTION", 1)[1].splitlines()
         if len(line.strip()) > 25 and "SOLUTION" not in line
     }
+
+
+def percent_notebook(source: Path, target: Path) -> Path:
+    """A notebook from a fixture in the percent format: `# %%` starts a code cell, `# %% [markdown]` a Markdown
+    cell (its lines' leading '# ' removed); the text above the first marker is the fixture's header, not a cell."""
+    import re
+
+    import nbformat
+
+    parts = re.split(r"^(# %%.*)$", source.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]
+    cells = []
+    for marker, body in zip(parts[::2], parts[1::2], strict=True):
+        body = body.strip("\n")
+        if "[markdown]" in marker:
+            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n"))
+            cells.append(nbformat.v4.new_markdown_cell(text))
+        else:
+            cells.append(nbformat.v4.new_code_cell(body))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(target))
+    return target
