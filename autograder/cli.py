@@ -260,6 +260,13 @@ def _authoring_commands(commands: argparse._SubParsersAction) -> None:
 
     v = commands.add_parser("validate", help="prove an assignment: reference full marks, template zero, points")
     _takes_assignment(v)
+    v.add_argument("--mutants", action="store_true",
+                   help="also grade realistic wrong versions of the reference: how many the checks catch")  # fmt: skip
+    v.add_argument("--min-score", type=float, default=0.0, metavar="FRACTION",
+                   help="with --mutants: exit 1 below this share of mutants caught (e.g. 0.8)")  # fmt: skip
+    v.add_argument("--max-mutants", type=positive_int, default=24, metavar="N",
+                   help="with --mutants: mutants per exercise at most, spread over its code (default: 24)")  # fmt: skip
+    add_jobs_option(v, default=2)
     v.set_defaults(handler=cmd_validate)
 
 
@@ -590,11 +597,36 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
             markup=False,
             soft_wrap=True,
         )
-        return EXIT_OK
+        return _mutants(args, console) if args.mutants else EXIT_OK
     console.print(f"{name}: {len(validation.problems)} problem(s):", markup=False, soft_wrap=True)
     for problem in validation.problems:
         console.print(f"- {problem}", markup=False, soft_wrap=True)
     return EXIT_INVALID
+
+
+def _mutants(args: argparse.Namespace, console: Console) -> int:
+    """The mutation score of a valid assignment: per exercise, and the survivors as one-line diffs."""
+    from autograder.mutants import mutation_scores
+
+    console.print("Grading mutants of the reference (one realistic mistake each)...", markup=False)
+    scores = mutation_scores(args.assignment, args.max_mutants, jobs=args.jobs)
+    caught = sum(len(s.caught) for s in scores)
+    real = caught + sum(len(s.survived) for s in scores)
+    for s in scores:
+        counted = len(s.caught) + len(s.survived)
+        console.print(f"  {s.exercise}: {len(s.caught)} of {counted} caught ({s.score:.0%}), "
+                      f"{len(s.equivalent)} equivalent", markup=False, soft_wrap=True)  # fmt: skip
+        for mutant in s.survived:
+            console.print(f"    survived: {mutant.diff}", markup=False, soft_wrap=True)
+        for mutant in s.equivalent:
+            console.print(f"    equivalent: {mutant.diff}", markup=False, soft_wrap=True)
+    total = caught / real if real else 1.0
+    console.print(f"Mutation score: {caught} of {real} caught ({total:.0%}); equivalent mutants (same answers on "
+                  "every call the checks made) are not counted.", markup=False, soft_wrap=True)  # fmt: skip
+    if total < args.min_score:
+        console.print(f"Below --min-score {args.min_score:g}: add checks for the survivors above.", markup=False)
+        return EXIT_INVALID
+    return EXIT_OK
 
 
 def cmd_similarity(args: argparse.Namespace, console: Console) -> None:

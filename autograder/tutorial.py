@@ -560,12 +560,10 @@ def _drop_what_the_reference_fails(folder: Path, exercises: list[Exercise], titl
                                    helpers: bool) -> None:  # fmt: skip
     """Grade the reference; a check it fails (a call whose answer depends on randomness the check does not set)
     is dropped, and the checks are written again."""
-    import contextlib
-    import io
-
     from autograder.authoring import validate
+    from autograder.mutants import quiet_stdout
 
-    with contextlib.redirect_stdout(io.StringIO()):  # the reference's own prints (a training loop's progress)
+    with quiet_stdout():  # the reference's own prints (a training loop's progress)
         report = validate(folder)
     changed = False
     for exercise in exercises:
