@@ -326,3 +326,26 @@ def test_moodle_refusals_end_before_anything_is_written(tmp_path):
         assert "no Moodle course 5 with an assignment 12" in " ".join(missing.stderr.split())
         assert moodle.writes == 0
     json.dumps([wrong.stderr])  # the outputs are text
+
+
+def test_ctrl_c_stops_the_push_with_what_is_left_and_a_rerun_finishes(tmp_path):
+    results_folder(tmp_path, 8, extra=False)
+    with CanvasStandIn(TOKEN, students(9), faults=Faults(hold_from=4, hold_s=30)) as canvas:
+        # SIGINT as a terminal leaves it (a test runner may start the suite with it ignored, which children inherit)
+        args = [sys.executable, "-m", "autograder", "push", "canvas", str(tmp_path / "results"), "--url", canvas.url,
+                "--course", "101", "--assignment", "7", "--identities", str(tmp_path / "identities.json"),
+                "--retry-wait", "0.01", "--yes"]  # fmt: skip
+        running = subprocess.Popen(args, env={**os.environ, "AUTOGRADER_CANVAS_TOKEN": TOKEN}, cwd=PROJECT_ROOT,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        deadline = time.monotonic() + 120
+        while canvas.writes < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=60)
+        assert running.returncode == 130, out + err
+        assert "stopped: 3 of 8 posted" in out and "run the same command again" in out
+        canvas.faults = Faults()
+        rest = push("canvas", canvas, tmp_path, "--yes")
+        assert rest.returncode == 0 and "Canvas: 5 posted, 3 unchanged." in rest.stdout
+        assert_canvas_gradebook(canvas, 8)

@@ -136,3 +136,38 @@ def test_the_command_line(tmp_path):
     (tmp_path / "broken.ipynb").write_text("{not json")
     broken = run_cli("new", "week5", "--from", str(tmp_path / "broken.ipynb"), "--dir", str(tmp_path / "course"))
     assert broken.returncode == 2 and "broken.ipynb: not a notebook that can be read" in broken.stderr
+
+
+def test_an_instance_of_a_tutorial_class_passed_to_an_exercise_comes_from_the_helpers_module(tmp_path):
+    cells = [
+        nbformat.v4.new_markdown_cell("# Week 9: training loops"),
+        nbformat.v4.new_code_cell("import torch\nfrom torch import nn\n\n\nclass TinyNet(nn.Module):\n"
+                                  "    def __init__(self, n):\n        super().__init__()\n"
+                                  "        self.lin = nn.Linear(n, 1)\n\n    def forward(self, x):\n"
+                                  "        return self.lin(x)"),
+        nbformat.v4.new_markdown_cell("## Exercise 1: one step of gradient descent\n\nOne step on the mean squared "
+                                      "error of `net(x)` against `y`; return the loss before the step."),
+        nbformat.v4.new_code_cell("def sgd_step(net, x, y, lr):\n    raise NotImplementedError('Student exercise')"),
+        nbformat.v4.new_code_cell("# to_remove solution\ndef sgd_step(net, x, y, lr):\n"
+                                  "    loss = ((net(x) - y) ** 2).mean()\n    net.zero_grad()\n    loss.backward()\n"
+                                  "    with torch.no_grad():\n        for p in net.parameters():\n"
+                                  "            p -= lr * p.grad\n    return loss.item()\n\n\ntorch.manual_seed(0)\n"
+                                  "net = TinyNet(3)\nx = torch.randn(8, 3)\ny = torch.randn(8, 1)\n"
+                                  "print(sgd_step(net, x, y, 0.1))"),
+    ]  # fmt: skip
+    tutorial = tmp_path / "week9.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(tutorial))
+    made = generate("week9", tutorial, tmp_path / "course")
+    assert "class TinyNet" in (made.folder / "helpers.py").read_text()
+    assert "class TinyNet" not in (made.folder / "reference.py").read_text()
+    check = (made.folder / "checks" / "test_sgd_step.py").read_text()
+    assert 'theirs_1 = student.put(copy.deepcopy(ours_1), label="the TinyNet passed in")' in check
+    report = validate(made.folder)
+    assert report.ok and report.reference_score == 10, report.problems
+    forgot = tmp_path / "forgot_the_step.py"  # the gradient computed, the weights never changed
+    forgot.write_text("import torch\n\n\ndef sgd_step(net, x, y, lr):\n    loss = ((net(x) - y) ** 2).mean()\n"
+                      "    loss.backward()\n    return loss.item()\n")  # fmt: skip
+    [result] = grade_paths(made.folder, [forgot])
+    assert result.score == 0
+    message = next(t.message for t in result.exercise("sgd_step").tests if not t.passed)
+    assert message.startswith("the TinyNet passed in, after the call[0] has the wrong values.")
