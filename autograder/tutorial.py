@@ -520,9 +520,9 @@ def generate(name: str, tutorial: Path, parent: Path, solution: Path | None = No
     (folder / "reference.py").write_text(reference, encoding="utf-8")
     if needs_helpers:
         helper_defs = {n: helpers_known[n] for n in needs_helpers if n in helpers_known}
-        (folder / "helpers.py").write_text(reference_source(
-            [Exercise(n, "class", n, "") for n in helper_defs], helpers_known, title,
-            "The tutorial's classes whose instances the checks pass in (sent into workers)"), encoding="utf-8")  # fmt: skip
+        what = "The tutorial's classes whose instances the checks pass in (sent into workers)"
+        classes = [Exercise(n, "class", n, "") for n in helper_defs]
+        (folder / "helpers.py").write_text(reference_source(classes, helpers_known, title, what), encoding="utf-8")
     _write_checks(folder, checked, title, notes, bool(needs_helpers))
     _drop_what_the_reference_fails(folder, checked, title, notes, bool(needs_helpers))
     return Generated(folder, checked, notes)
