@@ -349,3 +349,15 @@ def test_ctrl_c_stops_the_push_with_what_is_left_and_a_rerun_finishes(tmp_path):
         rest = push("canvas", canvas, tmp_path, "--yes")
         assert rest.returncode == 0 and "Canvas: 5 posted, 3 unchanged." in rest.stdout
         assert_canvas_gradebook(canvas, 8)
+
+
+def test_the_push_slows_down_as_canvass_request_budget_runs_low():
+    from types import SimpleNamespace
+
+    from autograder.lms.canvas import CanvasGradebook
+
+    waits: list[float] = []
+    gradebook = CanvasGradebook(Connection("https://canvas.example.edu", TOKEN, "1", "2", retry_wait=2.0), waits.append)
+    for remaining in ("650.0", "100.0", "50.0", "0.0", "not a number"):
+        gradebook.watch(SimpleNamespace(headers={"X-Rate-Limit-Remaining": remaining}))
+    assert waits == [1.0, 2.0]  # above 100 left: full speed; at 50: half the retry wait; at 0: all of it
