@@ -485,7 +485,7 @@ def cmd_grade(args: argparse.Namespace, console: Console) -> int | None:
 
         with contextlib.suppress(Exception):  # a listing that fails is grade()'s to report, with its message
             workers = len(load_submissions([p for p in args.paths if Path(p).exists()], read=False))
-            start_fork_server([load_assignment(args.assignment)], args.jobs, workers)
+            start_fork_server([load_assignment(args.assignment)], min(args.jobs, workers), workers)
     from autograder.grader import DaskExecutor
 
     options = options_from_args(args)

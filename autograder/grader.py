@@ -548,7 +548,9 @@ def _grade_into(
     # it grades a chunk on (grade_chunk), nothing else changes them.
     sealed = (*(str(p) for p in paths), spec.folder, spec.reference_path, out_dir)
     options = dataclasses.replace(options, sealed=tuple(str(p) for p in (*options.sealed, *sealed) if p), jobs=jobs)
-    executor = executor or LocalExecutor(jobs)
+    # One scoring process per chunk at most: a single submission is scored here, its checks collected while the
+    # fork server imports, instead of waiting for a scoring process forked from it.
+    executor = executor or LocalExecutor(max(1, min(jobs, len(submissions))))
     record = _Recorder(batch, on_result)
     try:
         executor.run(spec, chunked(submissions, jobs), options, record)

@@ -12,8 +12,9 @@ import textwrap
 import pytest
 
 from autograder.paths import PROJECT_ROOT
-from autograder.runner.forkserver import HUGE_PAGES_ENV
+from autograder.runner.forkserver import DEFER_COMPILER_ENV, HUGE_PAGES_ENV
 from autograder.runner.proxy import PRELOAD_ENV, Worker
+from autograder.runner.sandbox import NO_NAMESPACES_ENV
 from autograder.runner.worker import GlobalRef
 
 SPEC = """
@@ -182,3 +183,65 @@ def test_workers_inherit_the_c_library_the_fork_server_found():
         worker.stop()
     assert misses == 1  # the fork server's own lookup
     assert hits >= 2  # the worker naming itself and entering its namespaces
+
+
+COMPILER_PROBE = '''
+import json, sys
+from autograder.runner.forkserver import start_early, FORK_SERVER_PRELOAD
+from autograder.runner.proxy import Worker
+from autograder.runner.worker import GlobalRef
+start_early([FORK_SERVER_PRELOAD], workers=int(sys.argv[1]))
+source = """
+import sys
+BEFORE = ['torch._dynamo' in sys.modules, 'sympy' in sys.modules]
+import torch
+from torchvision.ops import roi_align
+
+def probe():
+    pooled = roi_align(torch.arange(64.0).reshape(1, 1, 8, 8), torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]]), (2, 2))
+    compiled = torch.compile(lambda x: x * 2 + 1, backend="eager")(torch.ones(3))
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(net.weight)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(torch.ones(1)).sum().backward()
+    optimizer.step()
+    return [*BEFORE, pooled.flatten().tolist(), compiled.tolist(), net.weight.item()]
+"""
+worker = Worker()
+try:
+    assert worker.request("load", [(1, source)], "all", (), timeout=60)["ok"]
+    reply = worker.request("call", GlobalRef("probe"), (), {}, None, timeout=120)
+    print(json.dumps([reply["ok"], reply.get("value"), repr(reply.get("error"))[:2000]]))
+finally:
+    worker.stop()
+'''
+
+
+@pytest.mark.parametrize(
+    "workers, layer, preloaded",
+    [(1, "namespaces", False), (1, "audit-hook", os.geteuid() == 0), (35, "namespaces", True)],
+)
+def test_torch_compiler_is_left_to_a_lone_worker_which_gets_it_when_its_notebook_uses_it(workers, layer, preloaded):
+    # torchvision names torch._dynamo.utils at import: ~1 s of every cold command (sympy, torch.fx, ...). A
+    # command with one worker (check, grade of one notebook) leaves it to the worker (preload.import_torchvision),
+    # which imports it the moment its notebook uses it: roi_align, torch.compile, an optimizer's step all give
+    # what they give anywhere. A class preloads it (each worker that trains would pay it). A root grader's worker
+    # without namespaces runs as nobody where the environment may be closed to it: it imports the compiler
+    # before it drops root. In a fresh process: the fork server reads the setting when it starts.
+    import torch
+    from torchvision.ops import roi_align
+
+    env = {k: v for k, v in os.environ.items() if k not in (DEFER_COMPILER_ENV, NO_NAMESPACES_ENV)}
+    if layer == "audit-hook":
+        env[NO_NAMESPACES_ENV] = "1"
+    done = subprocess.run([sys.executable, "-c", COMPILER_PROBE, str(workers)], capture_output=True, text=True,
+                          env=env, cwd=PROJECT_ROOT, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    ok, value, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert ok, error
+    dynamo_before, sympy_before, pooled, compiled, weight = value
+    assert (dynamo_before, sympy_before) == (preloaded, preloaded)
+    expected = roi_align(torch.arange(64.0).reshape(1, 1, 8, 8), torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]]), (2, 2))
+    assert pooled == expected.flatten().tolist()
+    assert compiled == [3.0, 3.0, 3.0]
+    assert weight == 0.5  # 1 - 0.5 * d(w * 1)/dw

@@ -537,3 +537,21 @@ def test_the_audit_hook_alone_still_stops_a_program_and_every_output_says_which_
         capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env,
     )  # fmt: skip
     assert "Note: 1 of 1 submission(s) ran without these walls: namespaces, quota, tasks." in graded.stdout
+
+
+def test_a_correct_notebook_keeps_full_marks_with_the_audit_hook_alone(tmp_path):
+    """Without namespaces a root grader's workers run as nobody in the grader's own file system, where the Python
+    environment may not be readable by nobody (here it is under /root): a worker can then import nothing the fork
+    server did not. The preload must hold what grading needs (numpy.random, which numpy 2 imports only when the
+    checks first seed it), or every check of a correct notebook fails with ModuleNotFoundError."""
+    env = {**os.environ, sandbox.NO_NAMESPACES_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "mlp", "examples/submissions/mlp/correct.ipynb",
+         "-o", str(tmp_path / "out"), "-q"],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "correct.json").read_text())
+    lost = [(t["name"], t["message"]) for e in result["exercises"] for t in e["tests"] if not t["passed"]]
+    assert lost == []
+    assert result["score"] == result["max_score"]

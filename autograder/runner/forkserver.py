@@ -25,6 +25,7 @@ HUGE_PAGES_ENV = "AUTOGRADER_HUGE_PAGES"  # "off": the server does not collapse 
 # Collapsing (preload.collapse_into_huge_pages) costs the server's start ~4 s of system time on these machines and
 # saves ~35 ms per worker started: worth it from about this many workers on.
 HUGE_PAGES_FROM = 100
+DEFER_COMPILER_ENV = "AUTOGRADER_DEFER_COMPILER"  # "1": one worker to start, torch's compiler left to it (preload)
 
 
 def preload_modules(names: Sequence[str]) -> None:
@@ -78,11 +79,14 @@ def start_early(preload: Sequence[str], workers: int | None = None) -> None:
     """Start this process's fork server now, importing `preload` (FORK_SERVER_PRELOAD, and SCORING_PRELOAD for a
     pool of scoring processes) and the modules of `preload_modules`, while this process goes on with its own
     imports. Later contexts find it running and use it as it is. `workers`: about how many it will start (one per
-    submission); under HUGE_PAGES_FROM, the server skips collapsing its memory into huge pages."""
+    submission); under HUGE_PAGES_FROM, the server skips collapsing its memory into huge pages; for one, it
+    leaves torch's compiler for the worker to import if its notebook uses it (preload.import_torchvision)."""
     from multiprocessing import forkserver
 
     if workers is not None and workers < HUGE_PAGES_FROM:
         os.environ[HUGE_PAGES_ENV] = "off"
+    if workers == 1 and os.environ.get(DEFER_COMPILER_ENV) != "0":  # "0": import it anyway
+        os.environ[DEFER_COMPILER_ENV] = "1"
     phases.mark("fork server started")
     fork_server_context(preload)
     with bare_main_module():  # an instructor's script is not the server's to import

@@ -20,17 +20,20 @@ import encodings.ascii  # noqa: F401 - workers read /proc files as ascii while t
 import gc
 import importlib
 import os
+import sys
+import types
 
 import autograder.runner.worker  # noqa: F401 - imported once here, inherited by every fork
 from autograder import phases
 from autograder.runner import policy, sandbox, seccomp
 from autograder.runner.deferred_seeding import install_short_stacks
-from autograder.runner.forkserver import HUGE_PAGES_ENV, PRELOAD_ENV
+from autograder.runner.forkserver import DEFER_COMPILER_ENV, HUGE_PAGES_ENV, PRELOAD_ENV
 
 # What the course's notebooks import besides torch (see ../shared/seeds/); absent ones are skipped. An assignment
 # adds its own with `preload = [...]` in its assignment.toml.
 COURSE_MODULES = (
     "numpy",
+    "numpy.random",  # numpy 2 imports it when first named: every check seeds it before every call
     "matplotlib",
     "matplotlib.pyplot",
     "torchvision",
@@ -95,7 +98,46 @@ def collapse_into_huge_pages() -> int:
     return collapsed
 
 
+_DEFERRED = "torch._dynamo.utils"
+
+
+def _is_compile_supported(device_type):  # noqa: ANN001, ANN202 - torch's own signature, untyped here on purpose
+    from torch._dynamo.utils import is_compile_supported  # noqa: PLC0415 - the deferred import itself
+
+    return is_compile_supported(device_type)
+
+
+def import_torchvision(defer_compiler: bool) -> None:
+    """Import torchvision, without the compiler it names at import where `defer_compiler` (a command that starts
+    one worker) and a worker could import it itself.
+
+    torchvision's `ops/roi_align.py` does `from torch._dynamo.utils import is_compile_supported` at import, and
+    that import is torch's whole compiler stack (torch._dynamo, sympy, torch.fx's symbolic shapes, parts of
+    torch.distributed): ~1 s of a cold command's ~3.4 s here, paid before any worker can start. Deferred, that one
+    name is bound to a function that imports the real one when first called and then does exactly what it does,
+    so the compiler loads when the notebook uses it (roi_align, `torch.compile`, or any optimizer's first step:
+    torch.optim imports it then) as in a kernel, and not for a notebook that only imports torchvision. For one
+    worker it costs nothing: what the server would have imported before the worker could start, the worker
+    imports instead, only if it needs it. For many workers (a class) it would cost each one that trains ~1 s, so
+    the server imports it. The stand-in module is in `sys.modules` only while torchvision imports: anything else
+    that imports torch._dynamo.utils gets the real module."""
+    if not defer_compiler or _DEFERRED in sys.modules:
+        import_quietly(("torchvision",))
+        return
+    stand_in = types.ModuleType(_DEFERRED)
+    _is_compile_supported.__module__ = _DEFERRED
+    _is_compile_supported.__name__ = _is_compile_supported.__qualname__ = "is_compile_supported"
+    stand_in.is_compile_supported = _is_compile_supported  # type: ignore[attr-defined]
+    sys.modules[_DEFERRED] = stand_in
+    try:
+        import_quietly(("torchvision",))
+    finally:
+        if sys.modules.get(_DEFERRED) is stand_in:
+            del sys.modules[_DEFERRED]
+
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # before pyplot: plots render nowhere, as in the workers
+import_torchvision(defer_compiler=os.environ.get(DEFER_COMPILER_ENV) == "1")
 import_quietly(COURSE_MODULES + tuple(os.environ.get(PRELOAD_ENV, "").split()))
 # What the server holds now lives as long as it does: kept out of every garbage collection in the server and in
 # its forks. A full collection in a fork would otherwise walk (and so copy, page by page) all of it: ~0.5 s, which

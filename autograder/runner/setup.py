@@ -18,6 +18,7 @@ import torch
 
 from autograder.devices import start_cuda
 from autograder.runner import namespaces, policy, sandbox, seccomp
+from autograder.runner.forkserver import DEFER_COMPILER_ENV
 
 if TYPE_CHECKING:
     from autograder.runner.worker import WorkerConfig
@@ -129,6 +130,14 @@ def _limit(config: WorkerConfig, layer: str) -> int:
     return 0
 
 
+def _import_what_the_server_deferred() -> None:
+    """A root grader's worker without namespaces becomes nobody in the grader's own file system, where the Python
+    environment may be closed to it (under /root): what a one-worker command's fork server left for the worker to
+    import when needed (torch's compiler: preload.import_torchvision) is imported now, while it still can."""
+    if os.environ.get(DEFER_COMPILER_ENV) == "1" and "torch._dynamo" not in sys.modules:
+        import torch._dynamo  # noqa: F401, PLC0415 - what an optimizer's first step imports
+
+
 def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progress_fd: int) -> sandbox.Walls:
     """In the worker, the keeper's child, before any student code: its view, its id, its descriptors, its
     environment, its limits, then seccomp and the audit hook. Returns the walls it got."""
@@ -151,6 +160,8 @@ def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progres
         os.chdir(config.scratch)
         if entered.become is not None:
             os.chown(config.scratch, *entered.become)
+    if entered.become is not None and not entered.pid_namespace:
+        _import_what_the_server_deferred()
     try:
         namespaces.drop_privileges(entered.become)
     except OSError:  # the audit hook alone as root, where even changing ids is refused (a locked-down container)
