@@ -307,11 +307,13 @@ def build_base_image(tag: str = DEFAULT_TAG, workdir: Path | None = None, rebuil
         fill_environment(rootfs, say)
         write_stand_ins(rootfs)
         say(f"importing {rootfs} as the image {tag}")
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         changes = ["--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                    "--change", 'CMD ["/bin/bash"]']  # fmt: skip
-        run(["docker", "import", *changes, "-", tag], "docker import", stdin=tar.stdout)
-        tar.wait()
+        # `with`: the pipe's end is closed and tar waited for, whatever docker import does
+        with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+            run(["docker", "import", *changes, "-", tag], "docker import", stdin=tar.stdout)
+        if tar.returncode != 0:
+            raise ImageError(f"tar of {rootfs} exited {tar.returncode}: the image {tag} may be incomplete")
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
     return True
