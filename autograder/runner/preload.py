@@ -107,6 +107,10 @@ def _is_compile_supported(device_type):  # noqa: ANN001, ANN202 - torch's own si
     return is_compile_supported(device_type)
 
 
+_is_compile_supported.__module__ = _DEFERRED  # named as the function it stands for
+_is_compile_supported.__name__ = _is_compile_supported.__qualname__ = "is_compile_supported"
+
+
 def import_torchvision(defer_compiler: bool) -> None:
     """Import torchvision, without the compiler it names at import where `defer_compiler` (a command that starts
     one worker) and a worker could import it itself.
@@ -125,8 +129,6 @@ def import_torchvision(defer_compiler: bool) -> None:
         import_quietly(("torchvision",))
         return
     stand_in = types.ModuleType(_DEFERRED)
-    _is_compile_supported.__module__ = _DEFERRED
-    _is_compile_supported.__name__ = _is_compile_supported.__qualname__ = "is_compile_supported"
     stand_in.is_compile_supported = _is_compile_supported  # type: ignore[attr-defined]
     sys.modules[_DEFERRED] = stand_in
     try:
