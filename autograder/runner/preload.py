@@ -145,7 +145,7 @@ import_quietly(COURSE_MODULES + tuple(os.environ.get(PRELOAD_ENV, "").split()))
 # its forks. A full collection in a fork would otherwise walk (and so copy, page by page) all of it: ~0.5 s, which
 # a worker meets once its student code has made some 70,000 lasting objects.
 install_short_stacks()  # torch.manual_seed in student code and in scoring processes: see deferred_seeding.py
-seccomp.in_pid_namespace()  # built once here, loaded by every worker
+seccomp.in_pid_namespace(cuda=False), seccomp.in_pid_namespace(cuda=True)  # built once here, loaded by every worker
 policy.environment_roots(), policy.loader_folders(), policy.system_paths()  # what every worker's view grants
 gc.freeze()
 if os.environ.get(HUGE_PAGES_ENV) != "off":  # a command with few workers to start says so (forkserver.start_early)
