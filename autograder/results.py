@@ -8,7 +8,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +76,12 @@ class SubmissionResult:
         return next(e for e in self.exercises if e.id == exercise_id)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """As written to `<name>.json`. Field by field: `dataclasses.asdict` deep-copies every value, ~1 ms a
+        result of a whole notebook (its ~30 checks), paid once per submission by the process writing results."""
+        data = _fields(self)
         data["errors"] = list(self.errors)
-        data["exercises"] = [{**asdict(e), "tests": [asdict(t) for t in e.tests]} for e in self.exercises]
+        data["walls"] = dict(self.walls)  # flat: names of walls to strings, numbers and booleans
+        data["exercises"] = [{**_fields(e), "tests": [_fields(t) for t in e.tests]} for e in self.exercises]
         return data
 
     @classmethod
@@ -88,6 +91,12 @@ class SubmissionResult:
         )
         lists = {k: tuple(data.get(k, ())) for k in ("errors", "notes", "missing_modules")}
         return cls(**{**data, **lists, "exercises": exercises})
+
+
+def _fields(result: CheckResult | ExerciseResult | SubmissionResult) -> dict[str, Any]:
+    """A result's fields, shallow: their values are immutable (strings, numbers, tuples of them) but for
+    those `to_dict` converts itself."""
+    return {name: getattr(result, name) for name in result.__dataclass_fields__}
 
 
 def exercise_result(

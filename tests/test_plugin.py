@@ -1,6 +1,7 @@
 """The pytest plugin as an instructor meets it: points add up, broken checks stop the tool, grader bugs stay
 out of the student's message."""
 
+import json
 import sys
 import textwrap
 
@@ -10,6 +11,7 @@ import torch
 from autograder import messages
 from autograder.grader import GradingError, grade_chunk
 from autograder.options import GradingOptions
+from autograder.results import SubmissionResult
 from autograder.spec import load_assignment
 from autograder.submission import load_submissions
 
@@ -73,6 +75,16 @@ def test_points_split_over_parametrized_cases_and_internal_errors_stay_hidden(to
     assert bug.message == messages.INTERNAL_ERROR and bug.outcome == "error"
     assert "KeyError: 'oops'" in bug.detail and "KeyError" not in bug.message
     assert tests["small"].hidden is False and tests["sizes[5]"].hidden is True
+
+
+def test_a_result_written_and_read_back_is_the_same_result(toy):
+    spec, subs = toy()
+    [result] = grade_chunk(spec, subs, GradingOptions())
+    written = json.loads(json.dumps(result.to_dict(), indent=2))
+    assert written["exercises"][0]["tests"][0].keys() >= {"name", "score", "message", "outcome", "detail"}
+    assert written["walls"] == result.walls and written["walls"]["layer"] == result.isolation
+    assert SubmissionResult.from_dict(written) == result
+    assert result.to_dict()["walls"] is not result.walls  # a copy: whoever edits the dict leaves the result alone
 
 
 def test_public_only_runs_public_checks(toy):
