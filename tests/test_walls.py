@@ -573,3 +573,50 @@ def test_the_seccomp_program_is_built_once_per_kind_however_it_is_asked_for(monk
     gpu = seccomp.in_pid_namespace(cuda=True)
     assert seccomp.in_pid_namespace(True) is gpu and gpu != cpu
     assert built == [(None, False), (None, True)]
+
+
+PROCESS_ONE = """
+import os, signal
+
+def reach():
+    seen = {}
+    for what, attempt in [
+        ("mem", lambda: open('/proc/1/mem', 'rb').read(1)),
+        ("fds", lambda: os.listdir('/proc/1/fd')),
+        ("its input", lambda: open('/proc/1/fd/0', 'wb').write(b'x')),
+        ("exe", lambda: os.readlink('/proc/1/exe')),
+        ("environ", lambda: open('/proc/1/environ', 'rb').read()),
+        ("SIGKILL", lambda: os.kill(1, signal.SIGKILL)),
+        ("SIGTERM", lambda: os.kill(1, signal.SIGTERM)),
+        ("SIGSTOP", lambda: os.kill(1, signal.SIGSTOP)),
+    ]:
+        try:
+            seen[what] = repr(attempt())
+        except OSError as e:
+            seen[what] = type(e).__name__
+    return seen
+
+def processes():
+    states = {}
+    for pid in sorted(p for p in os.listdir('/proc') if p.isdigit()):
+        with open(f'/proc/{pid}/stat') as f:
+            states[pid] = f.read().rsplit(')', 1)[1].split()[0]
+    return states
+"""
+
+
+def test_process_one_of_the_workers_namespace_is_out_of_its_reach():
+    """Process 1 keeps the worker's PID namespace alive (and its end ends every process in it): the worker can
+    neither end, stop, read, nor write it, even past the audit hook."""
+    with started(WorkerConfig(audit_hook=False), PROCESS_ONE) as worker:
+        layer = worker.request("load", [], "all", timeout=60)["value"]["sandbox"]
+        if layer not in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES):
+            pytest.skip("this machine gives workers no PID namespace of their own")
+        seen = _call(worker, "reach")
+        signals = {seen.pop(name) for name in ("SIGKILL", "SIGTERM", "SIGSTOP")}
+        # refused (another id), or, under a user namespace (its id), sent and ignored: a namespace's process 1
+        # gets only the signals it handles, and process 1 here handles none
+        assert signals <= {"PermissionError", "None"}, signals
+        assert seen == dict.fromkeys(("mem", "fds", "its input", "exe", "environ"), "PermissionError"), seen
+        time.sleep(0.2)
+        assert _call(worker, "processes") == {"1": "S", "2": "R"}  # still there, asleep, not stopped

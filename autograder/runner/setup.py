@@ -143,6 +143,10 @@ def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progres
     environment, its limits, then seccomp and the audit hook. Returns the walls it got."""
     os.setsid()  # a session and process group of its own: kill(0) names only itself
     namespaces.die_with_parent()
+    if entered.layer == sandbox.NAMESPACES:
+        # Under a root grader every worker has one id, so the id's process limit cannot tell them apart: the
+        # namespace's own pid_max bounds its tasks instead (Linux 6.14+), set while this process is still root.
+        namespaces.bound_tasks(policy.MAX_TASKS)
     sandbox.name_this_process("ag-worker")
     holders = (*namespaces.home_folders(), tempfile.gettempdir(), "/tmp", "/var/tmp", *config.sealed_sys_path)
     grants = policy.grant(
