@@ -1,30 +1,35 @@
 """Seconds per submission and peak memory per worker for 10, 100 and 1000 generated submissions.
 
     python -m bench.scaling [--sizes 10 100 1000] [--jobs N] [--assignment mlp] [--device cpu [cuda]]
-                            [--classes synthetic realistic] [--outputs-kb K]
+                            [--classes synthetic realistic] [--outputs-kb K] [--unpinned-too [--rounds R]]
 
 Every size is graded by the same warm fork server in one run; seconds per submission that stay flat as the
 class grows show a cost linear in the number of submissions. Both classes of bench.generate are graded side by
 side (the same students' exercise code, alone or inside notebooks shaped like the course's), and the ratio of
 their costs is printed. With several devices, each size is graded on each of them in turn, and the ratio of
-their costs is printed (on one machine, in one run).
+their costs is printed (on one machine, in one run). With --unpinned-too, each class is also graded with its
+scoring processes left to the scheduler (AUTOGRADER_PIN_JOBS=0), alternating which goes first over --rounds,
+and the ratio of the medians is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import random
 import resource
+import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from autograder.devices import resolve as resolve_device
-from autograder.grader import grade
+from autograder.grader import PIN_JOBS_ENV, grade
 from autograder.options import GradingOptions, add_jobs_option
 from bench.generate import STYLES, make_class
 
@@ -82,6 +87,8 @@ def run(
     devices: tuple[str, ...] = ("cpu",),
     classes: tuple[str, ...] = ("synthetic",),
     outputs_kb: int = 0,
+    pinning: tuple[bool, ...] = (True,),
+    rounds: int = 1,
 ) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
@@ -96,9 +103,29 @@ def run(
                     for path in paths:
                         with_saved_output(path, outputs_kb)
                 for device in devices:
-                    rows.append(_measure(assignment, folder, Path(tmp) / f"results-{style}{n}-{device}", device, jobs))
-                    rows[-1].update({"class": style, "submissions": n})
+                    for turn in range(rounds):
+                        for pinned in pinning if turn % 2 == 0 else pinning[::-1]:
+                            out = Path(tmp) / f"results-{style}{n}-{device}-{pinned}-{turn}"
+                            with _pinned(pinned):
+                                rows.append(_measure(assignment, folder, out, device, jobs))
+                            rows[-1].update({"class": style, "submissions": n, "pinned": pinned})
     return rows
+
+
+@contextlib.contextmanager
+def _pinned(pinned: bool) -> Iterator[None]:
+    before = os.environ.get(PIN_JOBS_ENV)
+    if pinned:
+        os.environ.pop(PIN_JOBS_ENV, None)
+    else:
+        os.environ[PIN_JOBS_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PIN_JOBS_ENV, None)
+        else:
+            os.environ[PIN_JOBS_ENV] = before
 
 
 def with_saved_output(path: Path, kb: int) -> None:
@@ -146,19 +173,25 @@ def main(argv: list[str] | None = None) -> int:
         "--classes", nargs="+", choices=STYLES, default=list(STYLES), help="generated classes (default: both)"
     )
     parser.add_argument("--outputs-kb", type=int, default=0, help="a saved plot of this many KiB in each notebook")
+    parser.add_argument(
+        "--unpinned-too", action="store_true", help="also grade with scoring processes left to the scheduler"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --unpinned-too: times each way (default 1)")
     args = parser.parse_args(argv)
     devices = tuple(resolve_device(d) for d in args.device)
     classes = tuple(args.classes)
     watcher = ScoringPeak()
     watcher.start()
-    rows = run(args.sizes, args.jobs, args.assignment, devices, classes, args.outputs_kb)
+    pinning = (True, False) if args.unpinned_too else (True,)
+    rows = run(args.sizes, args.jobs, args.assignment, devices, classes, args.outputs_kb, pinning, args.rounds)
     forked_peak = watcher.stop()
     print(f"bench.scaling: {args.assignment}, --jobs {args.jobs}, {os.cpu_count()} cores, devices {', '.join(devices)}")
-    print(f"{'class':>10} {'device':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} "
+    print(f"{'class':>10} {'device':>7} {'pinned':>7} {'submissions':>12} {'seconds':>9} {'s/submission':>13} "
           f"{'worker peak MiB':>16} {'scoring peak MiB':>17} {'submitter +MiB':>15} {'full marks':>11}")  # fmt: skip
     for row in rows:
         print(
-            f"{row['class']:>10} {row['device']:>7} {row['submissions']:>12} {row['seconds']:>9.1f} "
+            f"{row['class']:>10} {row['device']:>7} {str(row['pinned']):>7} {row['submissions']:>12} "
+            f"{row['seconds']:>9.1f} "
             f"{row['per_submission']:>13.3f} {row['worker_peak_mb']:>16.0f} {row['scoring_peak_mb']:>17.0f} "
             f"{row['submitter_growth_mb']:>15.0f} {row['full_marks']:>11}"
         )
@@ -167,25 +200,32 @@ def main(argv: list[str] | None = None) -> int:
         "process grew while it graded that class (it lists the submissions; scoring processes read them)"
     )
     for style, device in ((c, d) for c in classes for d in devices):
-        mine = [r for r in rows if r["device"] == device and r["class"] == style]
+        mine = [r for r in rows if r["device"] == device and r["class"] == style and r["pinned"]]
         first, last = mine[0], mine[-1]
         print(f"{style} on {device}: cost per submission at {last['submissions']} / at {first['submissions']}: "
               f"{last['per_submission'] / first['per_submission']:.2f}x")  # fmt: skip
     for n, device in ((n, d) for n in args.sizes for d in devices):
-        by_class = {r["class"]: r for r in rows if r["submissions"] == n and r["device"] == device}
+        by_class = {r["class"]: r for r in rows if r["submissions"] == n and r["device"] == device and r["pinned"]}
         if len(by_class) == 2:
             real, synthetic = by_class["realistic"], by_class["synthetic"]
             print(f"{n} submissions on {device}: realistic / synthetic s/submission: "
                   f"{real['per_submission'] / synthetic['per_submission']:.2f}x; "
                   f"same scores: {list(real['scores'].values()) == list(synthetic['scores'].values())}")  # fmt: skip
     for n, style in ((n, c) for n in args.sizes for c in classes) if len(devices) > 1 else ():
-        by_device = {r["device"]: r for r in rows if r["submissions"] == n and r["class"] == style}
+        by_device = {r["device"]: r for r in rows if r["submissions"] == n and r["class"] == style and r["pinned"]}
         base = by_device[devices[0]]
         for device in devices[1:]:
             other = by_device[device]
             same = other["scores"] == base["scores"]
             print(f"{n} {style} submissions: {device} / {devices[0]} seconds: "
                   f"{other['seconds'] / base['seconds']:.2f}x; same scores: {same}")  # fmt: skip
+    compared = ((n, c, d) for n in args.sizes for c in classes for d in devices) if args.unpinned_too else ()
+    for n, style, device in compared:
+        mine = [r for r in rows if (r["submissions"], r["class"], r["device"]) == (n, style, device)]
+        pinned, unpinned = (statistics.median(r["seconds"] for r in mine if r["pinned"] is p) for p in (True, False))
+        same = all(r["scores"] == mine[0]["scores"] for r in mine)
+        print(f"{n} {style} on {device}, medians of {args.rounds}: pinned {pinned:.1f} s, unpinned {unpinned:.1f} s: "
+              f"unpinned / pinned {unpinned / pinned:.2f}x; same scores: {same}")  # fmt: skip
     # With --jobs 1 this process is the scoring process.
     scoring_peak = forked_peak if args.jobs > 1 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of a scoring process: {scoring_peak:.0f} MiB (worker RSS includes pages shared "

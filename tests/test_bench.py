@@ -13,9 +13,9 @@ from bench import floor, scaling
 def test_scaling_reports_every_size_and_class_and_realistic_notebooks_score_the_same(capsys):
     assert scaling.main(["--sizes", "3", "20", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    # class, device, submissions, seconds, s/submission, worker peak, scoring peak, submitter growth, full marks
+    # class, device, pinned, submissions, seconds, s/submission, worker peak, scoring peak, submitter growth, full marks
     rows = re.findall(
-        r"^\s+(synthetic|realistic)\s+cpu\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+\d+\s+\d+\s+(\d+)$", out, re.M
+        r"^\s+(synthetic|realistic)\s+cpu\s+True\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+\d+\s+\d+\s+(\d+)$", out, re.M
     )
     assert [(r[0], int(r[1])) for r in rows] == [
         ("synthetic", 3),

@@ -109,3 +109,69 @@ def test_two_scoring_processes_hand_each_result_to_this_process_once_as_soon_as_
     [(first, first_score, first_at), (second, second_score, second_at)] = arrived
     assert (first, first_score, second, second_score) == ("a_correct.ipynb", 40, "b_loops.py", 0)
     assert second_at - first_at > 10, arrived  # the loop's 15 s time limit ran after the first was handed over
+
+
+WHERE_SPEC = """
+name = "where"
+title = "Where code runs"
+source = "tests"
+reference = "reference_solutions/where.py"
+
+[[exercises]]
+id = "where"
+title = "The cores it may run on"
+symbols = { where = "function" }
+points = 1
+"""
+WHERE_CHECK = """
+import os
+
+import pytest
+
+@pytest.mark.points(1)
+def test_where(student):
+    assert False, f"worker {student.where()} scoring {sorted(os.sched_getaffinity(0))}"
+"""
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_each_scoring_process_gets_a_core_of_its_own_and_its_workers_run_there(pinned, tmp_path, monkeypatch):
+    """--jobs 2 on two cores or more: a scoring process and its worker take turns (~70 requests a notebook), so
+    each pair is kept on a core of its own; AUTOGRADER_PIN_JOBS=0 leaves them to the scheduler."""
+    import os
+    import re
+
+    from autograder.grader import PIN_JOBS_ENV, LocalExecutor
+    from autograder.spec import load_assignment
+    from autograder.submission import load_submissions
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip("needs two cores to give two scoring processes one each")
+    if not pinned:
+        monkeypatch.setenv(PIN_JOBS_ENV, "0")
+    (tmp_path / "reference_solutions").mkdir()
+    (tmp_path / "reference_solutions" / "where.py").write_text("def where():\n    return []\n")
+    folder = tmp_path / "assignments" / "where"
+    (folder / "checks").mkdir(parents=True)
+    (folder / "assignment.toml").write_text(WHERE_SPEC)
+    (folder / "checks" / "test_where.py").write_text(WHERE_CHECK)
+    for i in range(8):
+        (tmp_path / f"s{i}.py").write_text("import os\n\ndef where():\n    return sorted(os.sched_getaffinity(0))\n")
+    submissions = load_submissions(sorted(tmp_path.glob("s*.py")), read=False)
+    results: list[SubmissionResult] = []
+    LocalExecutor(2).run(load_assignment(folder), [[s] for s in submissions], GradingOptions(), results.append)
+    seen = []
+    for result in results:
+        [check] = result.exercise("where").tests
+        found = re.search(r"worker (\[.*?\]) scoring (\[.*?\])", check.message)
+        assert found, check.message
+        worker, scoring = found.groups()
+        assert worker == scoring, check.message  # a worker runs where its scoring process does
+        seen.append(scoring)
+    assert len(seen) == 8
+    if pinned:
+        assert all(s in {str([c]) for c in cores} for s in seen), seen  # one core each
+        assert len(set(seen)) == 2, seen  # and not the same one
+    else:
+        assert set(seen) == {str(cores)}, seen

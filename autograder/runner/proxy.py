@@ -235,6 +235,9 @@ class Worker:
             config,
             scratch=self.scratch,
             sealed_sys_path=sealed_sys_path(),
+            # A scoring process pinned to a core (LocalExecutor) keeps its worker there: the two take turns
+            # (~70 requests a notebook), and on the same core neither waits for the scheduler to move it.
+            cpus=tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else (),
             sealed=sandbox.sealable((*config.sealed, *default_sealed())),
         )
         context = _context()

@@ -8,6 +8,7 @@ in the scoring process.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import importlib.abc
 import inspect
@@ -56,6 +57,7 @@ class WorkerConfig:
     # Filled in by proxy.Worker as it starts the process:
     scratch: str = ""  # working directory of the worker (the host folder its view is mounted on)
     sealed_sys_path: tuple[str, ...] = ()  # sys.path entries the worker must not import from
+    cpus: tuple[int, ...] = ()  # where it may run: its scoring process's CPUs (none: wherever the server may)
     blocked_modules: tuple[str, ...] = ("reference_solutions", "assignments")
 
 
@@ -495,6 +497,9 @@ class _Requests(pickle.Unpickler):
 def worker_main(conn: Any, config: WorkerConfig, output_fd: int, progress_fd: int) -> None:
     """The process the fork server starts: the keeper (keeper.py), which starts the worker proper, `_work`."""
     os.environ.update(config.env)  # e.g. the layer to try, for tests (the worker's own environment is rebuilt)
+    if config.cpus:  # before the keeper forks: its init and worker run there too
+        with contextlib.suppress(OSError):  # a CPU this machine's cpuset no longer allows: run anywhere
+            os.sched_setaffinity(0, config.cpus)
     tmpfs = (config.scratch_mb * 2**20, config.scratch_files, policy.SHM_MB * 2**20)
     work = functools.partial(_work, conn, config, progress_fd)
     keeper.run(conn, output_fd, config.memory_mb, config.scratch, tmpfs, work)
