@@ -620,3 +620,39 @@ def test_process_one_of_the_workers_namespace_is_out_of_its_reach():
         assert seen == dict.fromkeys(("mem", "fds", "its input", "exe", "environ"), "PermissionError"), seen
         time.sleep(0.2)
         assert _call(worker, "processes") == {"1": "S", "2": "R"}  # still there, asleep, not stopped
+
+
+def test_process_one_holds_only_its_pipe_and_ends_when_the_keeper_does(monkeypatch):
+    """Under a root grader process 1 is spawned, not forked from the keeper: it must hold nothing of the keeper's
+    (its output, the worker's progress file) and end as soon as the keeper's end of its pipe closes, however the
+    keeper ends. Where it cannot be spawned, a copy of the keeper stands in."""
+    from autograder.runner import keeper
+
+    if not keeper.INIT_PROGRAM:
+        pytest.skip("no cat on this machine: process 1 is always the keeper's copy here")
+    handed = os.open(os.devnull, os.O_RDONLY)  # as the fork server hands descriptors over: inheritable
+    os.set_inheritable(handed, True)
+    before = set(os.listdir("/proc/self/fd"))
+    pid = keeper._spawn_init(keeper.INIT_PROGRAM)
+    try:
+        fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert fds.keys() == {"0", "1", "2"} and fds["1"] == fds["2"] == os.devnull, fds
+        assert fds["0"].startswith("pipe:")
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"ag-init\0"
+        [write_end] = [int(fd) for fd in set(os.listdir("/proc/self/fd")) - before if fd != str(handed)]
+        assert os.readlink(f"/proc/self/fd/{write_end}") == fds["0"]  # the keeper's end of it
+        assert os.waitpid(pid, os.WNOHANG) == (0, 0)  # alive while the keeper is
+        os.close(write_end)  # the keeper ending
+        deadline = time.monotonic() + 10
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            assert time.monotonic() < deadline, "process 1 outlived its keeper"
+            time.sleep(0.01)
+        pid = 0
+    finally:
+        os.close(handed)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    monkeypatch.setattr(keeper, "INIT_PROGRAM", "/nonexistent/cat")
+    monkeypatch.setattr(keeper, "_fork_init", lambda: -7)
+    assert keeper._start_init(sandbox.NAMESPACES) == -7

@@ -21,7 +21,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from autograder.runner import namespaces, sandbox
 from autograder.runner.scratch import remove_tree
@@ -60,7 +60,10 @@ def run(
         entered = sandbox.enter(*tmpfs)
     except BaseException:  # a layer failed half way: no worker may run behind walls other than the result says
         _fail()
-    init = _start_init(entered.layer) if entered.layer in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES) else None
+    try:
+        init = _start_init(entered.layer) if entered.layer in (sandbox.NAMESPACES, sandbox.USER_NAMESPACES) else None
+    except BaseException:  # no process 1 (out of processes or memory): the grader's fault, never the student's
+        _fail()
     pid = os.fork()
     if pid == 0:
         try:
@@ -91,7 +94,10 @@ def _start_init(layer: str) -> int:
     ordinary process (a process 1 ignores the signals it sends itself: a student's abort() or raise() would not
     end it). The keeper's next child, the worker, is process 2; it can neither signal nor trace process 1."""
     if layer == sandbox.NAMESPACES and INIT_PROGRAM:
-        return _spawn_init(INIT_PROGRAM)
+        try:
+            return _spawn_init(INIT_PROGRAM)
+        except OSError:  # the program gone since the server started, no /proc to list descriptors from
+            pass
     return _fork_init()
 
 
@@ -157,7 +163,7 @@ def _parent_gone(signum: int, frame: Any) -> None:
     raise _ParentGone
 
 
-def _fail() -> None:
+def _fail() -> NoReturn:
     traceback.print_exc()
     sys.stderr.flush()
     os._exit(SETUP_FAILED_EXIT)
