@@ -635,10 +635,14 @@ def test_process_one_holds_only_its_pipe_and_ends_when_the_keeper_does(monkeypat
     before = set(os.listdir("/proc/self/fd"))
     pid = keeper._spawn_init(keeper.INIT_PROGRAM)
     try:
+        # posix_spawn returns once exec has begun: argv is in place (and close-on-exec done) a moment later
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"ag-init\0"
         fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         assert fds.keys() == {"0", "1", "2"} and fds["1"] == fds["2"] == os.devnull, fds
         assert fds["0"].startswith("pipe:")
-        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"ag-init\0"
         [write_end] = [int(fd) for fd in set(os.listdir("/proc/self/fd")) - before if fd != str(handed)]
         assert os.readlink(f"/proc/self/fd/{write_end}") == fds["0"]  # the keeper's end of it
         assert os.waitpid(pid, os.WNOHANG) == (0, 0)  # alive while the keeper is
@@ -656,3 +660,31 @@ def test_process_one_holds_only_its_pipe_and_ends_when_the_keeper_does(monkeypat
     monkeypatch.setattr(keeper, "INIT_PROGRAM", "/nonexistent/cat")
     monkeypatch.setattr(keeper, "_fork_init", lambda: -7)
     assert keeper._start_init(sandbox.NAMESPACES) == -7
+
+
+UMASK_SCRIPT = """
+import json, os
+os.umask(0o027)
+from autograder.runner.proxy import Worker
+from autograder.runner.worker import GlobalRef
+worker = Worker()
+try:
+    code = "import sys\\nPRELOADED = 'wave' in sys.modules\\nimport wave\\ndef preloaded():\\n    return PRELOADED"
+    reply = worker.request("load", [(0, code)], "all", timeout=60)["value"]
+    preloaded = worker.request("call", GlobalRef("preloaded"), (), {}, None, timeout=60)["value"]
+    print(json.dumps({"errors": reply["errors"], "layer": reply["walls"]["layer"], "preloaded": preloaded}))
+finally:
+    worker.stop()
+"""
+
+
+def test_a_worker_imports_what_the_server_did_not_preload_whatever_the_graders_umask():
+    """A grader run under umask 027 (a hardened account): its workers, another id, must still read the Python
+    environment through the folders their view is built of, or every module the fork server did not preload
+    (here `wave`) is a ModuleNotFoundError in the student's code."""
+    proc = subprocess.run(
+        [sys.executable, "-c", UMASK_SCRIPT], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["errors"] == [] and seen["preloaded"] is False, seen

@@ -142,6 +142,9 @@ def set_up(config: WorkerConfig, entered: sandbox.Entered, conn_fd: int, progres
     """In the worker, the keeper's child, before any student code: its view, its id, its descriptors, its
     environment, its limits, then seccomp and the audit hook. Returns the walls it got."""
     os.setsid()  # a session and process group of its own: kill(0) names only itself
+    # The folders its view is built of are made here, and it reads through them as another id: not 0750 under
+    # a grader's umask of 027, or nothing the server did not preload could be imported (ModuleNotFoundError).
+    os.umask(0o022)
     namespaces.die_with_parent()
     if entered.layer == sandbox.NAMESPACES:
         # Under a root grader every worker has one id, so the id's process limit cannot tell them apart: the
