@@ -245,3 +245,21 @@ def test_torch_compiler_is_left_to_a_lone_worker_which_gets_it_when_its_notebook
     assert pooled == expected.flatten().tolist()
     assert compiled == [3.0, 3.0, 3.0]
     assert weight == 0.5  # 1 - 0.5 * d(w * 1)/dw
+
+
+@pytest.mark.parametrize("workers", [1, 35, 1000])
+def test_what_a_command_tells_its_fork_server_stays_with_the_server(workers, monkeypatch):
+    """A one-worker command leaves the compiler to its worker and skips huge pages; its own later children (a
+    test run's `grade` subprocess of a whole class) must start servers that decide for themselves."""
+    from multiprocessing import forkserver
+
+    from autograder.runner import forkserver as ours
+
+    told = []
+    monkeypatch.delenv(DEFER_COMPILER_ENV, raising=False)
+    monkeypatch.setenv(HUGE_PAGES_ENV, "kept")  # the instructor's own setting comes back as it was
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: told.append(
+        (os.environ.get(DEFER_COMPILER_ENV), os.environ.get(HUGE_PAGES_ENV))))  # fmt: skip
+    ours.start_early([ours.FORK_SERVER_PRELOAD], workers=workers)
+    assert told == [("1" if workers == 1 else None, "kept" if workers >= ours.HUGE_PAGES_FROM else "off")]
+    assert DEFER_COMPILER_ENV not in os.environ and os.environ[HUGE_PAGES_ENV] == "kept"

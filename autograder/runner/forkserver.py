@@ -83,11 +83,29 @@ def start_early(preload: Sequence[str], workers: int | None = None) -> None:
     leaves torch's compiler for the worker to import if its notebook uses it (preload.import_torchvision)."""
     from multiprocessing import forkserver
 
+    told: dict[str, str] = {}
     if workers is not None and workers < HUGE_PAGES_FROM:
-        os.environ[HUGE_PAGES_ENV] = "off"
+        told[HUGE_PAGES_ENV] = "off"
     if workers == 1 and os.environ.get(DEFER_COMPILER_ENV) != "0":  # "0": import it anyway
-        os.environ[DEFER_COMPILER_ENV] = "1"
+        told[DEFER_COMPILER_ENV] = "1"
     phases.mark("fork server started")
     fork_server_context(preload)
-    with bare_main_module():  # an instructor's script is not the server's to import
+    with bare_main_module(), _told_to_the_server(told):  # an instructor's script is not the server's to import
         forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _told_to_the_server(settings: dict[str, str]) -> Iterator[None]:
+    """`settings` in the environment the fork server starts with, and only there: left in this process's, they
+    would reach every process it starts later (a test run's `grade` subprocess, whose server would then leave the
+    compiler to each of its many workers)."""
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
